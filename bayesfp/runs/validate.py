@@ -1,0 +1,504 @@
+"""Check a run table against the schema and bring it to canonical form.
+
+``validate_runs`` collects every problem in a table before it raises, so one pass tells the user
+all that is wrong. Diverged and failed runs are kept; ``ok_runs`` is the view fitting code uses.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayesfp import dims
+from bayesfp.errors import RunTableError
+from bayesfp.runs import schema
+
+# How many run ids a problem line names before it says "and K more".
+MAX_NAMED = 5
+
+
+@dataclass(frozen=True)
+class RunTableReport:
+    """What validation found in a run table that passed.
+
+    Attributes
+    ----------
+    n_runs : int
+        Rows in the table, whatever their status.
+    counts : dict of str to int
+        Runs per status, with every status in ``("ok", "diverged", "failed")`` as a key.
+    diverged, failed : tuple of str
+        The run_ids of diverged and of failed runs, in table order. They are kept in the table
+        and left out of fits by ``ok_runs``.
+    """
+
+    n_runs: int
+    counts: dict
+    diverged: tuple
+    failed: tuple
+
+    @property
+    def n_ok(self):
+        """int : Runs with status ``ok``, the ones fits use."""
+        return self.counts[schema.STATUS_OK]
+
+    @property
+    def n_excluded(self):
+        """int : Runs kept in the table but left out of fits (diverged or failed)."""
+        return self.n_runs - self.n_ok
+
+    def excluded_message(self):
+        """Return one line saying which runs are kept but excluded from fits.
+
+        Returns
+        -------
+        str
+            For example ``"2 diverged runs, 1 failed run kept, excluded from fits"``, or
+            ``"no diverged or failed runs"``.
+        """
+        parts = []
+        for status in (schema.STATUS_DIVERGED, schema.STATUS_FAILED):
+            k = self.counts[status]
+            if k:
+                parts.append(f"{k} {status} run{'s' if k != 1 else ''}")
+        if not parts:
+            return "no diverged or failed runs"
+        return ", ".join(parts) + " kept, excluded from fits"
+
+
+class _Problems:
+    """Problem lines, each naming a column and the runs (or rows) at fault."""
+
+    def __init__(self):
+        self.lines = []
+
+    def add(self, column, what, labels=()):
+        line = f"column '{column}': {what}"
+        if len(labels):
+            line += f" in {_name_list(labels)}"
+        self.lines.append(line)
+
+
+def _name_list(labels):
+    labels = [str(x) for x in labels]
+    named = ", ".join(labels[:MAX_NAMED])
+    if len(labels) > MAX_NAMED:
+        named += f" and {len(labels) - MAX_NAMED} more"
+    return named
+
+
+def _text(value):
+    """Return the text of one cell, or None when the cell is missing."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    return str(value).strip()
+
+
+def _texts(series):
+    return [_text(v) for v in series]
+
+
+def _numbers(series):
+    """Return (float array with NaN where missing or not a number, mask of cells not a number)."""
+    missing = series.isna().to_numpy()
+    values = pd.to_numeric(series, errors="coerce")
+    values = np.asarray(values, dtype=float)
+    bad = np.isnan(values) & ~missing
+    return values, bad
+
+
+def _check_int(df, column, labels, problems, minimum=None):
+    """Check an integer column with no missing values; return its int64 values or None."""
+    values, bad = _numbers(df[column])
+    missing = df[column].isna().to_numpy()
+    number = ~bad & ~missing
+    infinite = number & ~np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        frac = number & ~infinite & (values != np.round(values))
+        low = number & ~infinite & ~frac & (values < (minimum if minimum is not None else -np.inf))
+    word = "> 0" if minimum == 1 else f">= {minimum}"
+    for mask, what in ((missing, "missing values"), (bad, "not a number"),
+                       (infinite, "not finite"), (frac, "not an integer"),
+                       (low, f"must be {word}")):
+        if mask.any():
+            problems.add(column, what, labels[mask])
+    if (missing | bad | infinite | frac | low).any():
+        return None
+    return values.astype(np.int64)
+
+
+def _check_positive(df, column, labels, problems):
+    """Check a number column that must be finite and > 0; return float64 values or None."""
+    values, bad = _numbers(df[column])
+    missing = df[column].isna().to_numpy()
+    if missing.any():
+        problems.add(column, "missing values", labels[missing])
+    if bad.any():
+        problems.add(column, "not a number", labels[bad])
+    with np.errstate(invalid="ignore"):
+        nonpos = ~missing & ~bad & ~(values > 0)
+    inf = ~missing & ~bad & np.isinf(values) & (values > 0)
+    if nonpos.any():
+        problems.add(column, "must be > 0", labels[nonpos])
+    if inf.any():
+        problems.add(column, "not finite", labels[inf])
+    if missing.any() or bad.any() or nonpos.any() or inf.any():
+        return None
+    return values
+
+
+def _parse_b(texts, labels, problems):
+    """Parse ``B``: return (B strings, block ints or None, granularity words) or None."""
+    b_out, blocks, grans = [], [], []
+    missing, not_int, words = [], [], {}
+    for label, t in zip(labels, texts):
+        if t is None:
+            missing.append(label)
+            continue
+        word = t.lower()
+        if word in schema.B_WORDS:
+            b_out.append(word)
+            blocks.append(None)
+            grans.append(word)
+            continue
+        try:
+            x = float(word)
+        except ValueError:
+            words.setdefault(t, []).append(label)
+            continue
+        if not (math.isfinite(x) and x.is_integer() and x > 0):
+            not_int.append(label)
+            continue
+        b_out.append(str(int(x)))
+        blocks.append(int(x))
+        grans.append(schema.GRANULARITY_BLOCK)
+    if missing:
+        problems.add(dims.B, "missing values", missing)
+    if not_int:
+        problems.add(dims.B, "bad block size (must be a positive integer)", not_int)
+    for word, where in words.items():
+        problems.add(
+            dims.B,
+            f"unknown granularity word '{word}' (use a positive block size, "
+            f"{', '.join(schema.B_WORDS)})",
+            where,
+        )
+    if missing or not_int or words:
+        return None
+    return b_out, blocks, grans
+
+
+def _parse_operands(texts, labels, problems):
+    """Parse ``operands``: return canonical strings or None."""
+    out, missing, unknown = [], [], {}
+    for label, t in zip(labels, texts):
+        if t is None:
+            missing.append(label)
+            continue
+        canonical, bad = schema.canonical_operands(t)
+        if canonical is None:
+            for name in bad:
+                unknown.setdefault(name, []).append(label)
+            continue
+        out.append(canonical)
+    if missing:
+        problems.add(schema.OPERANDS, "missing values", missing)
+    allowed = ", ".join(dims.OPERANDS)
+    for name, where in unknown.items():
+        problems.add(
+            schema.OPERANDS,
+            f"unknown operand name '{name}' (use '+'-joined names from {allowed}, or none)",
+            where,
+        )
+    if missing or unknown:
+        return None
+    return out
+
+
+def _check_choice(texts, column, allowed, labels, problems, required):
+    """Check text cells against allowed words (lower case); return the lower-cased cells."""
+    out, missing, unknown = [], [], {}
+    for label, t in zip(labels, texts):
+        if t is None:
+            if required:
+                missing.append(label)
+            out.append(None)
+            continue
+        word = t.lower()
+        if word not in allowed:
+            unknown.setdefault(t, []).append(label)
+        out.append(word)
+    if missing:
+        problems.add(column, "missing values", missing)
+    for word, where in unknown.items():
+        problems.add(column, f"unknown value '{word}' (allowed: {', '.join(allowed)})", where)
+    return out
+
+
+def _check_optional(df, column, kind, labels, problems):
+    """Check an optional known column; return the cleaned Series or None."""
+    if kind == "str":
+        texts = _texts(df[column])
+        if column in schema.ALLOWED:
+            texts = _check_choice(texts, column, schema.ALLOWED[column], labels, problems, False)
+        if column == "config":
+            bad = []
+            for label, t in zip(labels, texts):
+                if t is None:
+                    continue
+                try:
+                    json.loads(t)
+                except ValueError:
+                    bad.append(label)
+            if bad:
+                problems.add(column, "not valid JSON", bad)
+        return pd.Series(texts, dtype="str")
+    values, bad = _numbers(df[column])
+    if bad.any():
+        problems.add(column, "not a number", labels[bad])
+        return None
+    if kind == "float":
+        return pd.Series(values, dtype="float64")
+    assert kind == "int"
+    present = ~np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        frac = present & ~(np.isfinite(values) & (values == np.round(values)))
+    if frac.any():
+        problems.add(column, "not an integer", labels[frac])
+        return None
+    out = pd.Series(pd.array([int(v) if p else pd.NA for v, p in zip(values, present)],
+                             dtype="Int64"))
+    return out
+
+
+def _row_labels(df):
+    """Label each row by its run_id, or by "row k" (1-based) where the run_id is missing."""
+    if schema.RUN_ID in df.columns:
+        ids = _texts(df[schema.RUN_ID])
+    else:
+        ids = [None] * len(df)
+    labels = [i if i is not None else f"row {k + 1}" for k, i in enumerate(ids)]
+    return np.array(labels, dtype=object), ids
+
+
+def _check_derived(df, clean, labels, problems):
+    """A derived column given in the input must agree with the one validation computes."""
+    for column in schema.DERIVED:
+        if column not in df.columns or column not in clean:
+            continue
+        given = _texts(df[column])
+        want = _texts(clean[column])
+        if column == schema.QUANTIZED:
+            given = [None if g is None else str(g.lower() in ("true", "1", "1.0")) for g in given]
+        wrong = [lab for lab, g, w in zip(labels, given, want) if g != w]
+        if wrong:
+            rule = {
+                dims.P: "1 + E + M",
+                schema.BLOCK: "the block size in B",
+                schema.GRANULARITY: "the granularity of B",
+                schema.QUANTIZED: "operands != none",
+            }[column]
+            problems.add(column, f"disagrees with {rule}", wrong)
+
+
+def validate_runs(df, *, source=None):
+    """Check a run table and return it in canonical form.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per training run, with the columns described in ``docs/runs.md``.
+    source : str, optional
+        Where the table came from, named in error messages.
+
+    Returns
+    -------
+    df_clean : pandas.DataFrame
+        A new frame with a RangeIndex: required columns normalised (``B`` and ``operands`` as
+        canonical lower-case text, numbers as int64/float64), the derived columns ``P`` (bits),
+        ``block`` (Int64, NA for granularity words), ``granularity`` and ``quantized`` added,
+        ``format`` filled where absent, optional known columns typed, free columns untouched.
+        Diverged and failed runs are kept.
+    report : RunTableReport
+        Counts by status and the ids of diverged and failed runs.
+
+    Raises
+    ------
+    RunTableError
+        Listing every problem found, one line each, naming the column and the runs.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"validate_runs needs a pandas DataFrame, got {type(df).__name__}")
+    if len(df) == 0:
+        raise RunTableError("table has no runs", source)
+    df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
+    df = df.reset_index(drop=True)
+    problems = _Problems()
+    for column in schema.REQUIRED:
+        if column not in df.columns:
+            problems.add(column, "missing required column")
+    labels, ids = _row_labels(df)
+    clean = {}
+    cols = df.columns
+
+    if schema.RUN_ID in cols:
+        missing = [f"row {k + 1}" for k, i in enumerate(ids) if i is None]
+        if missing:
+            problems.add(schema.RUN_ID, "missing values", missing)
+        seen = {}
+        for k, i in enumerate(ids):
+            if i is not None:
+                seen.setdefault(i, []).append(k + 1)
+        dups = [f"'{i}' (rows {', '.join(map(str, rows))})" for i, rows in seen.items()
+                if len(rows) > 1]
+        if dups:
+            problems.add(schema.RUN_ID, f"duplicated run_id {_name_list(dups)}")
+        clean[schema.RUN_ID] = ids
+
+    for column, minimum in ((dims.N, 1), (dims.E, 0), (dims.M, 0), (schema.SEED, None)):
+        if column in cols:
+            clean[column] = _check_int(df, column, labels, problems, minimum)
+    if dims.D in cols:
+        clean[dims.D] = _check_positive(df, dims.D, labels, problems)
+
+    if schema.STATUS in cols:
+        clean[schema.STATUS] = _check_choice(
+            _texts(df[schema.STATUS]), schema.STATUS, schema.STATUSES, labels, problems, True
+        )
+
+    if dims.LOSS in cols:
+        loss, bad = _numbers(df[dims.LOSS])
+        if bad.any():
+            problems.add(dims.LOSS, "not a number", labels[bad])
+        if schema.STATUS in cols:
+            is_ok = np.array([s == schema.STATUS_OK for s in clean[schema.STATUS]])
+            no_loss = is_ok & ~bad & ~np.isfinite(loss)
+            if no_loss.any():
+                problems.add(dims.LOSS, "missing (NaN) or infinite on ok runs", labels[no_loss])
+            with np.errstate(invalid="ignore"):
+                nonpos = is_ok & np.isfinite(loss) & (loss <= 0)
+            if nonpos.any():
+                problems.add(dims.LOSS, "must be > 0 (nats/token) on ok runs", labels[nonpos])
+        clean[dims.LOSS] = loss
+
+    b = _parse_b(_texts(df[dims.B]), labels, problems) if dims.B in cols else None
+    ops = (_parse_operands(_texts(df[schema.OPERANDS]), labels, problems)
+           if schema.OPERANDS in cols else None)
+    if b is not None and ops is not None:
+        mismatch = [lab for lab, bb, oo in zip(labels, b[0], ops)
+                    if (bb == schema.NONE) != (oo == schema.NONE)]
+        if mismatch:
+            problems.add(
+                f"{dims.B}/{schema.OPERANDS}",
+                "B is 'none' exactly when operands is 'none' (unquantized run); mismatch",
+                mismatch,
+            )
+    if b is not None:
+        clean[dims.B], blocks, clean[schema.GRANULARITY] = b
+        clean[schema.BLOCK] = pd.array(blocks, dtype="Int64")
+    if ops is not None:
+        clean[schema.OPERANDS] = ops
+        clean[schema.QUANTIZED] = np.array([o != schema.NONE for o in ops])
+
+    if clean.get(dims.E) is not None and clean.get(dims.M) is not None:
+        clean[dims.P] = 1 + clean[dims.E] + clean[dims.M]
+
+    optional = {}
+    for column in df.columns:
+        kind = schema.OPTIONAL.get(column)
+        if kind is None and isinstance(column, str) and column.startswith(schema.PTQ_PREFIX):
+            kind = "float"
+        if kind is not None:
+            optional[column] = _check_optional(df, column, kind, labels, problems)
+
+    can_name = all(clean.get(c) is not None for c in (dims.E, dims.M, schema.QUANTIZED))
+    if can_name:
+        default = [schema.format_name(int(e), int(m), bool(q)) for e, m, q in
+                   zip(clean[dims.E], clean[dims.M], clean[schema.QUANTIZED])]
+        given = optional.get(schema.FORMAT)
+        if schema.FORMAT in df.columns and given is None:
+            can_name = False
+        else:
+            names = default if given is None else [
+                d if pd.isna(g) else g for g, d in zip(given, default)]
+            optional[schema.FORMAT] = pd.Series(names, dtype="str")
+            em = {}
+            for name, e, m, lab in zip(names, clean[dims.E], clean[dims.M], labels):
+                em.setdefault(name, {}).setdefault(f"E{e}M{m}", []).append(lab)
+            for name, pairs in em.items():
+                if len(pairs) > 1:
+                    where = [lab for labs in pairs.values() for lab in labs]
+                    problems.add(
+                        schema.FORMAT,
+                        f"'{name}' names more than one (E, M): {', '.join(pairs)}",
+                        where,
+                    )
+
+    _check_derived(df, clean, labels, problems)
+
+    if problems.lines:
+        raise RunTableError(problems.lines, source)
+
+    out = {
+        schema.RUN_ID: pd.Series(clean[schema.RUN_ID], dtype="str"),
+        dims.N: pd.Series(clean[dims.N], dtype="int64"),
+        dims.D: pd.Series(clean[dims.D], dtype="float64"),
+        dims.E: pd.Series(clean[dims.E], dtype="int64"),
+        dims.M: pd.Series(clean[dims.M], dtype="int64"),
+        dims.B: pd.Series(clean[dims.B], dtype="str"),
+        schema.OPERANDS: pd.Series(clean[schema.OPERANDS], dtype="str"),
+        dims.LOSS: pd.Series(clean[dims.LOSS], dtype="float64"),
+        schema.STATUS: pd.Series(clean[schema.STATUS], dtype="str"),
+        schema.SEED: pd.Series(clean[schema.SEED], dtype="int64"),
+        dims.P: pd.Series(clean[dims.P], dtype="int64"),
+        schema.BLOCK: pd.Series(clean[schema.BLOCK], dtype="Int64"),
+        schema.GRANULARITY: pd.Series(clean[schema.GRANULARITY], dtype="str"),
+        schema.QUANTIZED: pd.Series(clean[schema.QUANTIZED], dtype="bool"),
+    }
+    out.update(optional)
+    for column in df.columns:
+        if column not in out:
+            out[column] = df[column]
+    table = pd.DataFrame(out)
+    table = table[schema.column_order(table.columns)]
+
+    statuses = clean[schema.STATUS]
+    counts = {s: sum(1 for x in statuses if x == s) for s in schema.STATUSES}
+    report = RunTableReport(
+        n_runs=len(table),
+        counts=counts,
+        diverged=tuple(i for i, s in zip(ids, statuses) if s == schema.STATUS_DIVERGED),
+        failed=tuple(i for i, s in zip(ids, statuses) if s == schema.STATUS_FAILED),
+    )
+    return table, report
+
+
+def ok_runs(df):
+    """Return the runs fits use: those with status ``ok``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A run table, validated or not (it is validated here).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The validated rows with ``status == "ok"``, re-indexed from 0.
+
+    Raises
+    ------
+    RunTableError
+        If the table does not pass ``validate_runs``.
+    """
+    table, _ = validate_runs(df)
+    return table[table[schema.STATUS] == schema.STATUS_OK].reset_index(drop=True)
