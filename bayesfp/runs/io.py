@@ -50,7 +50,7 @@ def _read_raw(path, suffix):
     if suffix == ".csv":
         text = {c: "str" for c in schema.TEXT_COLUMNS}
         try:
-            return pd.read_csv(path, dtype=text, float_precision="round_trip")
+            return pd.read_csv(path, dtype=text)
         except pd.errors.EmptyDataError:
             return pd.DataFrame()
     if suffix == ".parquet":

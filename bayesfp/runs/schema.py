@@ -141,3 +141,18 @@ def column_order(columns):
     order += [c for c in columns if c not in known and not c.startswith(PTQ_PREFIX)]
     assert len(order) == len(columns)
     return order
+
+
+def b_sort_key(b):
+    """Sort key for canonical ``B`` values: block sizes ascending, then channel, tensor, none."""
+    if b.isdigit():
+        return (0, int(b), b)
+    return (1, B_WORDS.index(b), b)
+
+
+def operands_sort_key(ops):
+    """Sort key for canonical operand sets: none first, then by size and position in OPERANDS."""
+    if ops == NONE:
+        return (0, ())
+    names = ops.split("+")
+    return (len(names), tuple(dims.OPERANDS.index(n) for n in names))

@@ -87,13 +87,6 @@ def to_xarray(df):
     return xr.Dataset(data_vars, coords=coords)
 
 
-def _b_key(b):
-    """Order block sizes numerically, then channel, tensor, none."""
-    if b.isdigit():
-        return (0, int(b), b)
-    return (1, schema.B_WORDS.index(b), b)
-
-
 def to_grid(df, var=dims.LOSS, *, only_ok=True):
     """Spread one run variable over the design grid.
 
@@ -144,9 +137,10 @@ def to_grid(df, var=dims.LOSS, *, only_ok=True):
         dims.N: np.sort(table[dims.N].unique()),
         dims.D: np.sort(table[dims.D].unique()),
         dims.FORMAT: formats[dims.FORMAT].to_numpy(dtype=object),
-        dims.B: np.array(sorted(table[dims.B].unique(), key=_b_key), dtype=object),
-        schema.OPERANDS: np.array(sorted(table[schema.OPERANDS].unique(), key=_operand_key),
-                                  dtype=object),
+        dims.B: np.array(sorted(table[dims.B].unique(), key=schema.b_sort_key), dtype=object),
+        schema.OPERANDS: np.array(
+            sorted(table[schema.OPERANDS].unique(), key=schema.operands_sort_key), dtype=object
+        ),
         schema.SEED: np.sort(table[schema.SEED].unique()),
     }
     shape = tuple(len(order[d]) for d in key)
@@ -169,10 +163,3 @@ def to_grid(df, var=dims.LOSS, *, only_ok=True):
     out[schema.BLOCK].attrs.update(_attrs(schema.BLOCK))
     return out
 
-
-def _operand_key(ops):
-    """Order operand sets by size, then by position in ``bayesfp.dims.OPERANDS``; none first."""
-    if ops == schema.NONE:
-        return (0, ())
-    names = ops.split("+")
-    return (len(names), tuple(dims.OPERANDS.index(n) for n in names))
