@@ -1,4 +1,4 @@
-"""`bayesfp runs`: a clear one-line error and exit 2 for every bad table, a summary for a good one."""
+"""`bayesfp runs`: one clear error line and exit 2 for each bad table, a summary for a good one."""
 
 import os
 import subprocess
@@ -167,3 +167,12 @@ def test_python_dash_m_entry_point(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "excluded from fits" in result.stdout
+
+
+@pytest.mark.slow
+def test_cli_and_run_table_do_not_import_torch():
+    code = "import sys, bayesfp.cli, bayesfp.runs; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -9,14 +9,16 @@ import pytest
 from bayesfp.errors import RunTableError
 from bayesfp.runs import read_runs, write_runs
 
-GOOD = """\
-run_id,N,D,E,M,B,operands,loss,status,seed,convention,rounding,diverged_step,ptq_loss_e2m1,torch_version,config,group,lab_note,batch
-007,85000000,1e9,4,3,128,w+w_bwd+x_bwd,3.5123456789012345,ok,0,finite,nearest_even,,3.9,2.10,"{""lr"": 0.0003}",llama,first,8
-r2,85000000,2.5e9,4,3,channel,w,3.42,ok,0,finite,nearest_even,,,2.10,,llama,,16
-r3,154000000,2e9,8,7,none,none,3.2,ok,1,,,,,2.10,,llama,third,8
-r4,154000000,2e9,2,1,32,dy2,,diverged,1,finite,stochastic,812,,2.13,,gpt,fourth,8
-r5,154000000,4e9,2,1,tensor,dy2,inf,failed,2,ieee,nearest_even,,,2.13,,gpt,fifth,8
-"""
+GOOD = "\n".join([
+    "run_id,N,D,E,M,B,operands,loss,status,seed,convention,rounding,diverged_step,"
+    "ptq_loss_e2m1,torch_version,config,group,lab_note,batch",
+    "007,85000000,1e9,4,3,128,w+w_bwd+x_bwd,3.5123456789012345,ok,0,finite,nearest_even,,"
+    '3.9,2.10,"{""lr"": 0.0003}",llama,first,8',
+    "r2,85000000,2.5e9,4,3,channel,w,3.42,ok,0,finite,nearest_even,,,2.10,,llama,,16",
+    "r3,154000000,2e9,8,7,none,none,3.2,ok,1,,,,,2.10,,llama,third,8",
+    "r4,154000000,2e9,2,1,32,dy2,,diverged,1,finite,stochastic,812,,2.13,,gpt,fourth,8",
+    "r5,154000000,4e9,2,1,tensor,dy2,inf,failed,2,ieee,nearest_even,,,2.13,,gpt,fifth,8",
+]) + "\n"
 
 
 @pytest.fixture
@@ -40,7 +42,11 @@ def test_read_csv_keeps_text_columns_as_written(good_csv):
 
 @pytest.mark.parametrize(
     "chain",
-    [(".csv", ".parquet", ".jsonl"), (".jsonl", ".csv", ".parquet"), (".parquet", ".jsonl", ".csv")],
+    [
+        (".csv", ".parquet", ".jsonl"),
+        (".jsonl", ".csv", ".parquet"),
+        (".parquet", ".jsonl", ".csv"),
+    ],
 )
 def test_round_trip_between_formats(good_csv, tmp_path, chain):
     reference = read_runs(good_csv)

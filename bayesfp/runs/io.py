@@ -141,7 +141,7 @@ def write_runs(df, path):
             elif suffix == ".jsonl":
                 for record in table.to_dict(orient="records"):
                     rec = {k: _json_value(v) for k, v in record.items()}
-                    f.write(json.dumps(rec) + "\n")
+                    f.write(json.dumps(rec, default=str) + "\n")
         if suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         os.replace(tmp, path)

@@ -118,6 +118,11 @@ def canonical_operands(text):
     return "+".join(op for op in dims.OPERANDS if op in parts), []
 
 
+def is_ptq_column(column):
+    """Return True for a ``ptq_loss_<fmt>`` column name."""
+    return isinstance(column, str) and column.startswith(PTQ_PREFIX)
+
+
 def column_order(columns):
     """Return the canonical column order of a validated table.
 
@@ -137,8 +142,8 @@ def column_order(columns):
     present = set(columns)
     known = [*REQUIRED, *DERIVED, *OPTIONAL]
     order = [c for c in known if c in present]
-    order += sorted(c for c in columns if c.startswith(PTQ_PREFIX))
-    order += [c for c in columns if c not in known and not c.startswith(PTQ_PREFIX)]
+    order += sorted(c for c in columns if is_ptq_column(c))
+    order += [c for c in columns if c not in known and not is_ptq_column(c)]
     assert len(order) == len(columns)
     return order
 

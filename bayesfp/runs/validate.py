@@ -415,7 +415,7 @@ def validate_runs(df, *, source=None):
     optional = {}
     for column in df.columns:
         kind = schema.OPTIONAL.get(column)
-        if kind is None and isinstance(column, str) and column.startswith(schema.PTQ_PREFIX):
+        if kind is None and schema.is_ptq_column(column):
             kind = "float"
         if kind is not None:
             optional[column] = _check_optional(df, column, kind, labels, problems)

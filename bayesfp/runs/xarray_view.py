@@ -47,7 +47,7 @@ def _values(series):
 
 def _attrs(column):
     units = UNITS.get(column)
-    if units is None and column.startswith(schema.PTQ_PREFIX):
+    if units is None and schema.is_ptq_column(column):
         units = "nats/token"
     return {} if units is None else {"units": units}
 
@@ -76,11 +76,12 @@ def to_xarray(df):
     """
     table, _ = validate_runs(df)
     data_vars, coords = {}, {dims.RUN: table[schema.RUN_ID].to_numpy(dtype=object)}
+    table = table.rename(columns=str)
     for column in table.columns:
         if column == schema.RUN_ID:
             continue
         var = xr.Variable((dims.RUN,), _values(table[column]), attrs=_attrs(column))
-        if column in OUTCOMES or column.startswith(schema.PTQ_PREFIX):
+        if column in OUTCOMES or schema.is_ptq_column(column):
             data_vars[column] = var
         else:
             coords[column] = var
