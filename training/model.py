@@ -1,0 +1,271 @@
+"""A LLaMA-style decoder with fake-quantized linears, in one file.
+
+References: nanoGPT (karpathy/nanoGPT, model.py) for the layout, and LLaMA (Touvron et al. 2023,
+arXiv 2302.13971) for the block: pre-norm RMSNorm, rotary position embeddings (Su et al. 2021,
+arXiv 2104.09864), a SwiGLU MLP (Shazeer 2020, arXiv 2002.05202) and no biases.
+
+Every transformer linear (attention q, k, v, o and the MLP gate, up, down) is a ``QuantLinear``
+when a quantization config is given, so the six GEMM operands (x, w, dy, w_bwd, dy2, x_bwd) can be
+fake-quantized per run. Attention's dot products (``F.scaled_dot_product_attention``) stay in high
+precision, and so does the LM head unless ``quant_head`` is set.
+
+The token embedding and the LM head share one matrix (tied), as in nanoGPT: for models this small
+an untied head would be most of the parameters. N counts every parameter except that matrix.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 8192
+    block_size: int = 256  # longest sequence (tokens); sets the rotary table
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    n_hidden: int = 352  # SwiGLU width: about 8/3 n_embd, rounded up to a multiple of 16
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    quant_head: bool = False  # also fake-quantize the LM head (not done in the reference runs)
+
+
+@dataclass(frozen=True)
+class Size:
+    """One named model size with its default batch size (sequences) and peak learning rate."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+    n_hidden: int
+    batch_size: int
+    lr: float
+
+
+def _hidden(n_embd):
+    """SwiGLU width as in LLaMA: 2/3 of 4 n_embd, rounded up to a multiple of 16."""
+    return 16 * math.ceil(8 * n_embd / 3 / 16)
+
+
+# The size family, named by their approximate N (non-embedding parameters). 100k..5m span 47x in
+# N for CPU-to-single-GPU sweeps; 25m..85m are for multi-GPU runs. Head width 32 up to n_embd 192,
+# 64 above. The learning rates and batch sizes (sequences of seq_len tokens) are defaults, not
+# tuned: peak LR falls from 3e-3 to 6e-4 as the model grows, batch grows from 32 to 128.
+SIZES = {
+    "test": Size(2, 2, 32, _hidden(32), 8, 3e-3),
+    "100k": Size(2, 2, 64, _hidden(64), 32, 3e-3),
+    "330k": Size(3, 3, 96, _hidden(96), 32, 3e-3),
+    "800k": Size(4, 4, 128, _hidden(128), 32, 2e-3),
+    "2m": Size(5, 6, 192, _hidden(192), 64, 2e-3),
+    "5m": Size(6, 4, 256, _hidden(256), 64, 1.5e-3),
+    "10m": Size(8, 5, 320, _hidden(320), 64, 1e-3),
+    "25m": Size(8, 8, 512, _hidden(512), 128, 1e-3),
+    "50m": Size(10, 10, 640, _hidden(640), 128, 8e-4),
+    "85m": Size(12, 12, 768, _hidden(768), 128, 6e-4),
+}
+
+
+def gpt_config(size, vocab_size, block_size, quant_head=False):
+    """Return the ``GPTConfig`` of a named size.
+
+    Parameters
+    ----------
+    size : str
+        A key of ``SIZES``.
+    vocab_size : int
+        Tokens in the vocabulary.
+    block_size : int
+        Sequence length (tokens).
+    quant_head : bool
+        Whether the LM head is fake-quantized too.
+
+    Returns
+    -------
+    GPTConfig
+    """
+    if size not in SIZES:
+        raise ValueError(f"model: unknown size '{size}' (known: {', '.join(SIZES)})")
+    s = SIZES[size]
+    return GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=s.n_layer,
+                     n_head=s.n_head, n_embd=s.n_embd, n_hidden=s.n_hidden, quant_head=quant_head)
+
+
+def params_and_flops(config, tokens):
+    """Return N, the non-embedding parameters, and C, the training FLOPs of a run.
+
+    .. math::
+
+        N = L (4 d^2 + 3 d h + 2 d) + d, \\qquad C = 6 N D + 12 L d T D
+
+    with L layers, width d, SwiGLU width h, sequence length T and D training tokens. 6ND counts
+    the forward (2 FLOPs per multiply-add) and backward (twice the forward) matmuls of the
+    non-embedding weights; 12 L d T D is the attention term of the PaLM appendix B (QK^T and AV,
+    counted without the causal mask's saving). The LM head (6 d V D with vocabulary V) is left out,
+    as the tied embedding matrix is left out of N.
+
+    Parameters
+    ----------
+    config : GPTConfig
+    tokens : int or float
+        D, training tokens.
+
+    Returns
+    -------
+    N : int
+        Non-embedding parameters (count).
+    C : float
+        Training compute (FLOPs).
+    """
+    d, h, L = config.n_embd, config.n_hidden, config.n_layer
+    n = L * (4 * d * d + 3 * d * h + 2 * d) + d
+    c = 6.0 * n * tokens + 12.0 * L * d * config.block_size * tokens
+    return n, c
+
+
+def _linear(n_in, n_out, qconfig, backend):
+    if qconfig is None:
+        return nn.Linear(n_in, n_out, bias=False)
+    from training.quant.linear import QuantLinear
+
+    return QuantLinear(n_in, n_out, bias=False, qconfig=qconfig, backend=backend)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        # normalise in fp32, return in the input dtype
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (xf * self.weight.float()).to(x.dtype)
+
+
+def rotary_table(head_dim, block_size, base):
+    """Return cos and sin of the rotary angles, each (block_size, head_dim // 2), fp32."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(block_size, dtype=torch.float64), inv_freq)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rotary(x, cos, sin):
+    # x (b, n_head, t, hd); cos, sin (t, hd/2). Rotates pairs (first half, second half).
+    x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config, qconfig, backend):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0, "n_embd must be a multiple of n_head"
+        self.n_head = config.n_head
+        self.q = _linear(config.n_embd, config.n_embd, qconfig, backend)
+        self.k = _linear(config.n_embd, config.n_embd, qconfig, backend)
+        self.v = _linear(config.n_embd, config.n_embd, qconfig, backend)
+        self.o = _linear(config.n_embd, config.n_embd, qconfig, backend)
+
+    def forward(self, x, cos, sin):
+        b, t, c = x.shape  # (b, t, n_embd)
+        hd = c // self.n_head
+        q = self.q(x).view(b, t, self.n_head, hd).transpose(1, 2)  # (b, nh, t, hd)
+        k = self.k(x).view(b, t, self.n_head, hd).transpose(1, 2)
+        v = self.v(x).view(b, t, self.n_head, hd).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (b, nh, t, hd)
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        return self.o(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config, qconfig, backend):
+        super().__init__()
+        self.gate = _linear(config.n_embd, config.n_hidden, qconfig, backend)
+        self.up = _linear(config.n_embd, config.n_hidden, qconfig, backend)
+        self.down = _linear(config.n_hidden, config.n_embd, qconfig, backend)
+
+    def forward(self, x):
+        return self.down(F.silu(self.gate(x)) * self.up(x))  # (b, t, n_hidden) inside
+
+
+class Block(nn.Module):
+    def __init__(self, config, qconfig, backend):
+        super().__init__()
+        self.attn_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.attn = CausalSelfAttention(config, qconfig, backend)
+        self.mlp_norm = RMSNorm(config.n_embd, config.norm_eps)
+        self.mlp = MLP(config, qconfig, backend)
+
+    def forward(self, x, cos, sin):
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class GPT(nn.Module):
+    """The decoder.
+
+    Parameters
+    ----------
+    config : GPTConfig
+    qconfig : training.quant.config.LinearQuantConfig or None
+        How the transformer linears fake-quantize their operands; None gives plain
+        ``nn.Linear`` layers (the BF16 baseline).
+    backend : str
+        ``QuantLinear`` backend (``"auto"`` picks the CUDA kernel where there is one).
+    """
+
+    def __init__(self, config, qconfig=None, backend="auto"):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config, qconfig, backend) for _ in range(config.n_layer))
+        self.norm = RMSNorm(config.n_embd, config.norm_eps)
+        head_q = qconfig if config.quant_head else None
+        self.lm_head = _linear(config.n_embd, config.vocab_size, head_q, backend)
+        self.lm_head.weight = self.wte.weight  # tied
+        cos, sin = rotary_table(config.n_embd // config.n_head, config.block_size,
+                                config.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # scaled init of the residual projections, as GPT-2
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.o.weight", "mlp.down.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)) or hasattr(module, "qconfig"):
+            if getattr(module, "weight", None) is not None:
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding=True):
+        """Return the parameter count; with ``non_embedding`` the tied embedding is left out."""
+        n = sum(p.numel() for p in self.parameters())  # shared tensors are counted once
+        return n - self.wte.weight.numel() if non_embedding else n
+
+    def transformer_linears(self):
+        """Return ``[(name, module)]`` of the q, k, v, o, gate, up and down linears."""
+        return [(f"blocks.{i}.{part}.{name}", getattr(getattr(block, part), name))
+                for i, block in enumerate(self.blocks)
+                for part, names in (("attn", ("q", "k", "v", "o")), ("mlp", ("gate", "up", "down")))
+                for name in names]
+
+    def forward(self, idx, targets=None):
+        b, t = idx.shape  # (b, t) token ids
+        assert t <= self.config.block_size, f"sequence of {t} > block_size"
+        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        x = self.wte(idx)  # (b, t, n_embd)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        logits = self.lm_head(self.norm(x))  # (b, t, vocab_size)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss  # loss in nats/token

@@ -1,0 +1,335 @@
+"""The trainer: one run from a resolved ``TrainConfig`` to a run record.
+
+AdamW (beta1 0.9, beta2 0.95) with weight decay 0.1 on the linear weights only, gradient clipping
+at 1.0 and a cosine learning rate: linear warm-up over ``warmup_frac`` of the steps to ``lr``,
+then cosine down to ``min_lr_frac * lr``. bf16 autocast on GPU, fp32 on CPU.
+
+Data order: the training windows (``seq_len + 1`` tokens starting at uniform random offsets of the
+train split) are drawn up front from ``numpy.random.default_rng(seed)``, so the order depends on
+the seed alone, the same on CPU and GPU. The train split, the window offsets (steps, batch) and the
+LR schedule (steps,) live on the device, and the step reads its row through a step counter held in
+a device tensor. So the whole step (gather the batch, forward, backward, clip, set the LR, AdamW,
+log the loss, advance the counter) runs without the host and is captured in one CUDA graph on GPU;
+the host only replays it and reads the loss log every ``check_every`` steps.
+
+Validation: fixed consecutive windows at the start of the val split (``eval_tokens`` tokens),
+loss summed in fp32 over every predicted token: nats/token.
+
+Divergence: a non-finite train loss, or a check window (after warm-up) whose mean train loss is
+above the first step's loss + ``diverge_margin``, ends the run with status ``diverged`` and the
+step; the record is still written.
+"""
+
+import contextlib
+import dataclasses
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training.config import is_quantized, parse_granularity, ptq_format_list, resolve
+from training.model import GPT, gpt_config, params_and_flops
+from training.record import canonical_json, environment, precision_fields, run_id, write_record
+
+N_WARMUP_CAPTURE = 3  # eager steps on a side stream before the CUDA graph capture
+N_CURVE = 16  # points of the train-loss curve in a record
+
+
+def open_tokens(path):
+    """Open token shards at ``path``: an object with train, val, vocab_size and corpus_hash."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise ValueError(f"data: no token shards at '{path}'")
+    from training.corpus.shards import TokenShards
+
+    return TokenShards.open(path)
+
+
+def make_qconfig(cfg):
+    """Return the ``LinearQuantConfig`` of a resolved config, or None for a baseline run."""
+    if not is_quantized(cfg):
+        return None
+    from training.quant.config import LinearQuantConfig
+    from training.quant.spec import FPFormat, parse_format
+
+    base = parse_format(cfg.format)
+    fmt = FPFormat(base.ebits, base.mbits, convention=cfg.convention, rounding=cfg.rounding)
+    return LinearQuantConfig.from_spec(fmt, parse_granularity(cfg.granularity), cfg.operands)
+
+
+def lr_schedule(cfg, steps):
+    """Return the learning rate of each step, (steps,) float64.
+
+    Linear warm-up from ``lr / n_warmup`` to ``lr`` over ``n_warmup = round(warmup_frac * steps)``
+    steps, then cosine from ``lr`` to ``min_lr_frac * lr`` at the last step.
+    """
+    n_warm = int(round(cfg.warmup_frac * steps))
+    s = np.arange(steps, dtype=np.float64)
+    floor = cfg.min_lr_frac * cfg.lr
+    frac = (s - n_warm) / max(steps - 1 - n_warm, 1)
+    lr = floor + 0.5 * (cfg.lr - floor) * (1 + np.cos(math.pi * np.clip(frac, 0.0, 1.0)))
+    if n_warm:
+        lr[:n_warm] = cfg.lr * (s[:n_warm] + 1) / n_warm
+    return lr
+
+
+def window_starts(n_tokens, seq_len, steps, batch_size, seed):
+    """Return the start of each training window, (steps, batch_size) int64, from ``seed``."""
+    if n_tokens < seq_len + 2:
+        raise ValueError(f"data: train split has {n_tokens} tokens, fewer than seq_len + 2")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_tokens - seq_len, size=(steps, batch_size), dtype=np.int64)
+
+
+def val_windows(val, seq_len, eval_tokens):
+    """Return the fixed validation windows, (n, seq_len + 1) int64, consecutive from the start."""
+    n = min(eval_tokens // seq_len, (len(val) - 1) // seq_len)
+    if n < 1:
+        raise ValueError(f"data: validation split has {len(val)} tokens, fewer than seq_len + 1")
+    idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
+    return np.asarray(val[: n * seq_len + 1], dtype=np.int64)[idx]
+
+
+class Trainer:
+    """Model, optimizer, device-resident data and the training step of one run.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Resolved (``training.config.resolve``).
+    data : object
+        With ``train`` and ``val`` (1-D integer token arrays), ``vocab_size`` and ``corpus_hash``.
+    """
+
+    def __init__(self, cfg, data):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        self.tokens_per_step = cfg.batch_size * cfg.seq_len
+        self.steps = cfg.tokens // self.tokens_per_step
+        if self.steps < 1:
+            raise ValueError(f"tokens: {cfg.tokens} is less than one step of "
+                             f"{self.tokens_per_step} tokens")
+        torch.manual_seed(cfg.seed)
+        self.gpt_config = gpt_config(cfg.model, int(data.vocab_size), cfg.seq_len, cfg.quant_head)
+        model = GPT(self.gpt_config, make_qconfig(cfg), cfg.backend)  # init on CPU: same everywhere
+        self.model = model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        on_cuda = self.device.type == "cuda"
+
+        # the run's data and schedule, all on the device
+        train = np.asarray(data.train)
+        self.n_train = len(train)
+        self.train_tokens = torch.from_numpy(train.astype(np.int32)).to(self.device)
+        starts = window_starts(len(train), cfg.seq_len, self.steps, cfg.batch_size, cfg.seed)
+        self.starts = torch.from_numpy(starts).to(self.device)  # (steps, batch)
+        self.offsets = torch.arange(cfg.seq_len + 1, device=self.device)  # (t+1,)
+        self.lr_sched = torch.from_numpy(lr_schedule(cfg, self.steps)).float().to(self.device)
+        self.lr_t = self.lr_sched[0].clone()  # 0-d, the optimizer's LR
+        self.step_t = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.loss_log = torch.full((self.steps,), math.nan, device=self.device)
+        self.val = torch.from_numpy(val_windows(data.val, cfg.seq_len, cfg.eval_tokens)).to(
+            self.device)  # (n_val, t+1)
+
+        # AdamW: decay on the linear weights, not on norms or the (tied) embedding
+        emb = self.model.wte.weight
+        decay = [p for p in self.params if p.dim() >= 2 and p is not emb]
+        no_decay = [p for p in self.params if p.dim() < 2 or p is emb]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        # a tensor LR is set inside the step; capturable AdamW on GPU, single-tensor on CPU
+        self.opt = torch.optim.AdamW(groups, lr=self.lr_t, betas=(cfg.beta1, cfg.beta2),
+                                     capturable=on_cuda, foreach=on_cuda)
+        self.graph = None
+
+    def autocast(self):
+        """bf16 autocast on CUDA (no weight cache: it must not outlive a graph replay)."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+        return contextlib.nullcontext()
+
+    def _step(self):
+        """One training step, driven by ``step_t``; no host sync."""
+        i = self.step_t
+        start = self.starts.index_select(0, i).view(-1)  # (b,)
+        win = self.train_tokens[start[:, None] + self.offsets].long()  # (b, t+1)
+        x, y = win[:, :-1], win[:, 1:]
+        self.lr_t.copy_(self.lr_sched.index_select(0, i).view(()))
+        self.opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            _, loss = self.model(x, y)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        self.opt.step()
+        self.loss_log.index_copy_(0, i, loss.detach().float().view(1))
+        self.step_t.add_(1)
+
+    def capture(self):
+        """Capture ``_step`` in a CUDA graph, then undo the warm-up steps it needed."""
+        assert self.device.type == "cuda", "CUDA graphs need a CUDA device"
+        assert self.steps > N_WARMUP_CAPTURE, "too few steps to warm up a CUDA graph"
+        saved = [p.detach().clone() for p in self.params]
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(N_WARMUP_CAPTURE):
+                self._step()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step()
+        with torch.no_grad():
+            for p, p0 in zip(self.params, saved):
+                p.copy_(p0)
+            for state in self.opt.state.values():
+                for v in state.values():
+                    v.zero_()  # step, exp_avg, exp_avg_sq
+            self.step_t.zero_()
+            self.loss_log.fill_(math.nan)
+        self.graph = graph
+
+    def run(self, n):
+        """Run ``n`` training steps (graph replays when captured)."""
+        for _ in range(n):
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self._step()
+
+    @torch.no_grad()
+    def evaluate(self):
+        """Return the validation loss on the fixed windows, nats/token (float)."""
+        was_training = self.model.training
+        self.model.eval()
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for k in range(0, len(self.val), self.cfg.batch_size):
+            win = self.val[k:k + self.cfg.batch_size]  # (b, t+1)
+            with self.autocast():
+                logits, _ = self.model(win[:, :-1])
+            total += F.cross_entropy(logits.float().flatten(0, 1), win[:, 1:].reshape(-1),
+                                     reduction="sum").double()
+        self.model.train(was_training)
+        return float(total / (self.val.shape[0] * self.cfg.seq_len))
+
+
+def _check_points(steps, cfg):
+    """Steps after which the host reads the loss log, and the steps with a validation loss."""
+    evals = {int(round(steps * (k + 1) / cfg.eval_points)) for k in range(cfg.eval_points)}
+    evals = {s for s in evals if s >= 1}
+    points = set(range(cfg.check_every, steps, cfg.check_every)) | evals | {steps}
+    return sorted(points), evals
+
+
+def _train_curve(log, tokens_per_step):
+    """Mean train loss over up to N_CURVE equal segments: [[step, tokens, loss], ...]."""
+    n = len(log)
+    edges = np.unique(np.linspace(0, n, min(N_CURVE, n) + 1).round().astype(int))
+    return [[int(b), int(b) * tokens_per_step, float(np.mean(log[a:b]))]
+            for a, b in zip(edges[:-1], edges[1:])]
+
+
+def train(cfg, data=None, progress=True):
+    """Train one run and return its record (written to ``cfg.out`` when set).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Resolved here (size defaults, device).
+    data : object, optional
+        Token data with ``train``, ``val``, ``vocab_size`` and ``corpus_hash``; default: the
+        shards at ``cfg.data``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The run record (see ``training.record``).
+    """
+    t_start = time.perf_counter()
+    cfg = resolve(cfg, torch.cuda.is_available())
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: '{cfg.device}' requested but CUDA is not available")
+    if data is None:
+        data = open_tokens(cfg.data)
+    ptq_formats = ptq_format_list(cfg)
+    tr = Trainer(cfg, data)
+    steps = tr.steps
+    if cfg.cuda_graph and tr.device.type == "cuda" and steps > N_WARMUP_CAPTURE:
+        tr.capture()
+    points, evals = _check_points(steps, cfg)
+    n_warm = int(round(cfg.warmup_frac * steps))
+
+    status, reason, diverged_step = "ok", None, None
+    val_curve, first_loss, train_s, done = [], None, 0.0, 0
+    bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+    for stop in points:
+        t0 = time.perf_counter()
+        tr.run(stop - done)
+        chunk = tr.loss_log[done:stop].cpu().numpy()  # the only host sync of the chunk
+        train_s += time.perf_counter() - t0
+        bar.update(stop - done)
+        if first_loss is None:
+            first_loss = float(chunk[0])
+        bad = np.flatnonzero(~np.isfinite(chunk))
+        if bad.size:
+            status, diverged_step = "diverged", done + int(bad[0])
+            reason = f"non-finite train loss at step {diverged_step}"
+        elif stop > n_warm and done >= n_warm and chunk.mean() > first_loss + cfg.diverge_margin:
+            status, diverged_step = "diverged", stop - 1
+            reason = (f"mean train loss {chunk.mean():.3f} at steps {done}-{stop - 1} above the "
+                      f"first step's {first_loss:.3f} + {cfg.diverge_margin}")
+        done = stop
+        bar.set_postfix(loss=f"{chunk.mean():.3f}")
+        if status != "ok":
+            break
+        if stop in evals:
+            val_curve.append([stop, stop * tr.tokens_per_step, tr.evaluate()])
+    bar.close()
+
+    log = tr.loss_log[:done].cpu().numpy()
+    if status == "ok":
+        loss = val_curve[-1][2]
+        ptq = {}
+        if ptq_formats:
+            from training.ptq import ptq_losses
+
+            ptq = ptq_losses(tr.model, tr.evaluate, ptq_formats, cfg.ptq_granularity)
+    else:
+        loss = tr.evaluate()
+        val_curve.append([done, done * tr.tokens_per_step, loss])
+        ptq = {}
+    n_params, flops = params_and_flops(tr.gpt_config, steps * tr.tokens_per_step)
+    record = {
+        "run_id": run_id(cfg, data.corpus_hash),
+        "N": n_params,
+        "D": steps * tr.tokens_per_step,
+        **precision_fields(cfg),
+        "loss": loss,
+        "status": status,
+        "seed": cfg.seed,
+        "epochs": steps * tr.tokens_per_step / tr.n_train,
+        **({"diverged_step": diverged_step, "reason": reason} if status != "ok" else {}),
+        **{f"ptq_loss_{name}": value for name, value in ptq.items()},
+        "tokens_per_s": done * tr.tokens_per_step / train_s if train_s > 0 else None,
+        "wall_s": None,
+        **environment(cfg.device),
+        "corpus_hash": str(data.corpus_hash),
+        "config": canonical_json(dataclasses.asdict(cfg)),
+        **({"group": cfg.group} if cfg.group else {}),
+        "C": flops,
+        "steps": steps,
+        "steps_done": done,
+        "cuda_graph": tr.graph is not None,
+        "eval_tokens": int(tr.val.shape[0] * cfg.seq_len),
+        "train_curve": _train_curve(log, tr.tokens_per_step) if done else [],
+        "val_curve": val_curve,
+    }
+    record["wall_s"] = time.perf_counter() - t_start
+    if cfg.out:
+        write_record(cfg.out, record)
+    return record
