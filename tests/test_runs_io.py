@@ -114,3 +114,16 @@ def test_unreadable_files_give_one_line(tmp_path, name, content, expect):
     assert expect in message
     assert len(message.splitlines()) == 1
     assert name in message
+
+
+def test_list_valued_provenance_survives_parquet_and_jsonl(tmp_path):
+    curve = [[100, 1.6e6, 5.25], [200, 3.2e6, 4.5]]
+    record = {"run_id": "a", "N": 1000000, "D": 3.2e6, "E": 4, "M": 3, "B": 128,
+              "operands": "w", "loss": 4.5, "status": "ok", "seed": 0, "val_curve": curve}
+    src = tmp_path / "runs.jsonl"
+    src.write_text(json.dumps(record) + "\n")
+    write_runs(read_runs(src), tmp_path / "runs.parquet")
+    write_runs(read_runs(tmp_path / "runs.parquet"), tmp_path / "back.jsonl")
+    back = json.loads((tmp_path / "back.jsonl").read_text())
+    assert back["val_curve"] == curve
+    assert back["B"] == "128" and back["format"] == "e4m3"

@@ -97,7 +97,7 @@ def read_runs(path):
 
 
 def _json_value(value):
-    """Return a cell as a JSON-ready Python value (None for missing)."""
+    """Return a cell as a JSON-ready Python value (None for missing), lists and dicts included."""
     if value is None or value is pd.NA:
         return None
     if isinstance(value, (np.bool_, bool)):
@@ -106,8 +106,10 @@ def _json_value(value):
         return int(value)
     if isinstance(value, (np.floating, float)):
         return None if math.isnan(value) else float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
     return value
 
 
