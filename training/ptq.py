@@ -30,7 +30,7 @@ def ptq_losses(model, evaluate, formats, granularity="channel"):
     dict of str to float
         Loss (nats/token) per format name. The weights of ``model`` are unchanged on return.
     """
-    from training.quant import quantize_reference
+    from training.quant.reference import quantize_reference
     from training.quant.spec import parse_format
 
     gran = parse_granularity(granularity, "ptq_granularity")

@@ -1,0 +1,160 @@
+"""The LLaMA-style model: parameter and FLOP counts by hand, shapes, causality, rotary, quant."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.model import (  # noqa: E402
+    GPT,
+    SIZES,
+    GPTConfig,
+    apply_rotary,
+    gpt_config,
+    params_and_flops,
+    rotary_table,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+SMALL = GPTConfig(vocab_size=100, block_size=16, n_layer=2, n_head=2, n_embd=32, n_hidden=96)
+
+
+def test_n_by_hand():
+    # per layer: q, k, v, o 4 * 32 * 32 = 4096; gate, up, down 3 * 32 * 96 = 9216; two RMSNorm
+    # weights 2 * 32 = 64 -> 13376. Two layers plus the final norm (32): 26784.
+    n, _ = params_and_flops(SMALL, 1)
+    assert n == 2 * (4096 + 9216 + 64) + 32 == 26784
+    model = GPT(SMALL)
+    assert model.num_params() == 26784
+    # the tied embedding/head matrix is the only other parameter
+    assert model.num_params(non_embedding=False) == 26784 + 100 * 32
+    assert model.lm_head.weight is model.wte.weight
+
+
+def test_flops_by_hand():
+    # C = 6 N D + 12 L d T D with N = 26784, L = 2, d = 32, T = 16, D = 1000
+    _, c = params_and_flops(SMALL, 1000)
+    assert c == 6 * 26784 * 1000 + 12 * 2 * 32 * 16 * 1000 == 172_992_000
+
+
+@pytest.mark.parametrize("name", ["test", "100k", "330k", "800k"])
+def test_n_matches_module(name):
+    cfg = gpt_config(name, vocab_size=512, block_size=32)
+    n, _ = params_and_flops(cfg, 1)
+    assert GPT(cfg).num_params() == n
+
+
+def test_size_family_spans():
+    n = {name: params_and_flops(gpt_config(name, 8192, 256), 1)[0] for name in SIZES}
+    small = [n[k] for k in ("100k", "330k", "800k", "2m", "5m")]
+    assert small == sorted(small)
+    assert 0.08e6 < small[0] < 0.15e6 and small[-1] / small[0] >= 30
+    assert 20e6 < n["25m"] < 30e6 and 75e6 < n["85m"] < 95e6
+    for name, s in SIZES.items():
+        assert s.n_embd % s.n_head == 0 and (s.n_embd // s.n_head) % 2 == 0, name
+
+
+def test_forward_shapes_and_loss():
+    torch.manual_seed(0)
+    model = GPT(SMALL)
+    idx = torch.randint(0, 100, (3, 16))
+    logits, loss = model(idx, torch.randint(0, 100, (3, 16)))
+    assert logits.shape == (3, 16, 100)
+    # at init the logits are nearly uniform: loss close to ln(vocab)
+    assert abs(loss.item() - math.log(100)) < 0.1
+    logits2, none = model(idx[:, :5])
+    assert none is None and logits2.shape == (3, 5, 100)
+
+
+def test_causal():
+    torch.manual_seed(0)
+    model = GPT(SMALL)
+    idx = torch.randint(0, 100, (2, 16))
+    idx2 = idx.clone()
+    idx2[:, 10:] = (idx2[:, 10:] + 1) % 100
+    a, _ = model(idx)
+    b, _ = model(idx2)
+    torch.testing.assert_close(a[:, :10], b[:, :10], rtol=0, atol=0)
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+def test_rotary_relative():
+    # <R(m) q, R(n) k> depends only on m - n
+    cos, sin = rotary_table(8, 32, 10000.0)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(8, generator=g).expand(32, 8).reshape(1, 1, 32, 8)
+    k = torch.randn(8, generator=g).expand(32, 8).reshape(1, 1, 32, 8)
+    rq, rk = apply_rotary(q, cos, sin)[0, 0], apply_rotary(k, cos, sin)[0, 0]
+    d1 = rq[7] @ rk[3]
+    d2 = rq[20] @ rk[16]
+    torch.testing.assert_close(d1, d2, rtol=1e-5, atol=1e-5)
+    # rotation keeps the norm
+    torch.testing.assert_close(rq.norm(dim=-1), q[0, 0].norm(dim=-1), rtol=1e-5, atol=1e-6)
+
+
+def test_transformer_linears():
+    model = GPT(SMALL)
+    names = [n for n, _ in model.transformer_linears()]
+    assert len(names) == 2 * 7
+    assert names[:7] == [f"blocks.0.{p}" for p in ("attn.q", "attn.k", "attn.v", "attn.o",
+                                                    "mlp.gate", "mlp.up", "mlp.down")]
+    mods = dict(model.named_modules())
+    for n, m in model.transformer_linears():
+        assert mods[n] is m
+
+
+def _loss_and_grads(model, idx):
+    model.zero_grad(set_to_none=True)
+    _, loss = model(idx, idx.roll(-1, dims=1))
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("spec", ["none", "high"])
+def test_quant_linear_matches_plain(spec):
+    """QuantLinear with nothing quantized, or all six operands in E8M22, matches nn.Linear."""
+    pytest.importorskip("training.quant.linear")
+    from training.quant.config import LinearQuantConfig
+
+    if spec == "none":
+        qconfig, tol = LinearQuantConfig.none(), 1e-6
+    else:
+        qconfig, tol = LinearQuantConfig.from_spec("e8m22", "channel", "all"), 2e-5
+    torch.manual_seed(0)
+    plain = GPT(SMALL)
+    torch.manual_seed(0)
+    quant = GPT(SMALL, qconfig=qconfig, backend="reference")
+    quant.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(1))
+    l0, g0 = _loss_and_grads(plain, idx)
+    l1, g1 = _loss_and_grads(quant, idx)
+    torch.testing.assert_close(l1, l0, rtol=tol, atol=tol)
+    assert g0.keys() == g1.keys()
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=tol, atol=tol * 1e-2, msg=name)
+
+
+def test_quant_linear_low_precision_differs():
+    """e2m1 on all operands must change the loss: the quantizers are really in the graph."""
+    pytest.importorskip("training.quant.linear")
+    from training.quant.config import LinearQuantConfig
+
+    torch.manual_seed(0)
+    plain = GPT(SMALL)
+    quant = GPT(SMALL, qconfig=LinearQuantConfig.from_spec("e2m1", "channel", "all"),
+                backend="reference")
+    quant.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(1))
+    l0, g0 = _loss_and_grads(plain, idx)
+    l1, g1 = _loss_and_grads(quant, idx)
+    name = "blocks.0.mlp.down.weight"
+    assert not torch.allclose(g1[name], g0[name], rtol=1e-3, atol=0)

@@ -1,0 +1,206 @@
+"""The trainer on CPU: a tiny model learns, records are complete, seeds reproduce, divergence and
+PTQ are recorded, records are written atomically and appended line by line."""
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training.config import TrainConfig, resolve  # noqa: E402
+from training.record import REQUIRED, append_record, read_record, run_id  # noqa: E402
+from training.train import lr_schedule, synthetic_tokens, train, window_starts  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "training" / "data" / "sample"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # two cores shared with other jobs: one thread is many times faster than two here
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_tokens(vocab_size=256, n_train=100_000, n_val=10_000, seed=0)
+
+
+def tiny(**kw):
+    base = dict(model="test", seq_len=64, batch_size=8, tokens=64 * 8 * 48, lr=1e-2,
+                eval_tokens=64 * 32, eval_points=3, check_every=8, ptq_formats="", device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def run(data):
+    torch.set_num_threads(1)
+    return train(tiny(ptq_formats="e5m10,e2m1", tokens=64 * 8 * 120, check_every=20), data,
+                 progress=False)
+
+
+def _validate(records):
+    pd = pytest.importorskip("pandas")
+    runs = pytest.importorskip("bayesfp.runs")
+    rows = [json.loads(json.dumps(r, allow_nan=True)) for r in records]
+    table, report = runs.validate_runs(pd.DataFrame.from_records(rows))
+    return table, report
+
+
+def test_loss_decreases_and_record_complete(run):
+    assert run["status"] == "ok"
+    for key in REQUIRED:
+        assert key in run, key
+    for key in ("format", "epochs", "tokens_per_s", "wall_s", "gpu", "torch_version",
+                "cuda_version", "code_rev", "corpus_hash", "config", "ptq_loss_e5m10",
+                "ptq_loss_e2m1", "train_curve", "val_curve", "C"):
+        assert key in run, key
+    assert (run["E"], run["M"], run["B"], run["operands"], run["format"]) == (
+        8, 7, "none", "none", "bf16")
+    assert run["D"] == 64 * 8 * 120 and run["steps"] == 120 and run["steps_done"] == 120
+    assert run["N"] == 26784 + 0  # the "test" size, see test_model_gpt.test_n_by_hand
+    curve = [p[2] for p in run["train_curve"]]
+    assert len(curve) == 16 and curve[-1] < curve[0] - 2.0
+    vals = [p[2] for p in run["val_curve"]]
+    assert len(vals) == 3 and vals[-1] < vals[0] and vals[-1] == run["loss"]
+    # ln 256 = 5.55 at the start; the data's entropy is ln 4 = 1.39
+    assert run["loss"] < 2.5
+    cfg = json.loads(run["config"])
+    assert cfg["model"] == "test" and cfg["lr"] == 1e-2 and cfg["device"] == "cpu"
+    table, report = _validate([run])
+    assert report.n_ok == 1 and table["format"][0] == "bf16"
+
+
+def test_same_seed_same_bits(run, data):
+    again = train(tiny(ptq_formats="e5m10,e2m1", tokens=64 * 8 * 120, check_every=20), data,
+                  progress=False)
+    assert again["loss"] == run["loss"]
+    assert again["train_curve"] == run["train_curve"]
+    assert again["ptq_loss_e2m1"] == run["ptq_loss_e2m1"]
+    assert again["run_id"] == run["run_id"]
+    other = train(tiny(seed=1, tokens=64 * 8 * 8, eval_points=1, ptq_formats=""), data,
+                  progress=False)
+    assert other["run_id"] != run["run_id"]
+    assert other["train_curve"][0][2] != run["train_curve"][0][2]
+
+
+def test_ptq(run):
+    # E5M10 keeps about 3 decimal digits per weight: the loss barely moves; E2M1 hurts
+    assert abs(run["ptq_loss_e5m10"] - run["loss"]) < 1e-4
+    assert run["ptq_loss_e2m1"] > run["loss"] + 0.003
+
+
+def test_ptq_restores_weights(data):
+    from training.ptq import ptq_losses
+    from training.train import Trainer
+
+    tr = Trainer(resolve(tiny(tokens=64 * 8 * 2), False), data)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    base = tr.evaluate()
+    out = ptq_losses(tr.model, tr.evaluate, ["e2m1", "e3m2"], "channel")
+    assert set(out) == {"e2m1", "e3m2"} and out["e2m1"] != base
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert tr.evaluate() == base
+
+
+def test_divergence_recorded(data, tmp_path):
+    out = tmp_path / "div.json"
+    rec = train(tiny(lr=1e3, warmup_frac=0.0, out=str(out), ptq_formats="e2m1"), data,
+                progress=False)
+    assert rec["status"] == "diverged"
+    assert isinstance(rec["diverged_step"], int) and 0 <= rec["diverged_step"] < 48
+    assert rec["steps_done"] < 48 and rec["reason"]
+    assert "ptq_loss_e2m1" not in rec
+    written = read_record(out)
+    assert written["status"] == "diverged" and written["diverged_step"] == rec["diverged_step"]
+    _, report = _validate([written])
+    assert report.diverged == (written["run_id"],)
+
+
+def test_quantized_run_record(data):
+    pytest.importorskip("training.quant.linear")
+    rec = train(tiny(format="e4m3", granularity="32", operands="x_bwd+w+w_bwd",
+                     tokens=64 * 8 * 16, check_every=16, eval_points=1), data, progress=False)
+    assert rec["status"] == "ok"
+    assert (rec["E"], rec["M"], rec["B"], rec["operands"], rec["format"]) == (
+        4, 3, 32, "w+w_bwd+x_bwd", "e4m3")
+    assert rec["convention"] == "finite" and rec["rounding"] == "nearest_even"
+    table, _ = _validate([rec])
+    assert table["granularity"][0] == "block" and int(table["block"][0]) == 32
+
+
+def test_write_and_append(run, tmp_path):
+    from training.record import write_record
+
+    path = tmp_path / "sub" / "rec.json"
+    write_record(path, run)
+    assert read_record(path)["loss"] == run["loss"]
+    assert [p.name for p in path.parent.iterdir()] == ["rec.json"]  # no temporary left
+    jl = tmp_path / "runs.jsonl"
+    append_record(jl, run)
+    append_record(jl, {**run, "run_id": "other", "loss": float("nan"), "status": "failed"})
+    lines = jl.read_text().splitlines()
+    assert len(lines) == 2
+    second = json.loads(lines[1])
+    assert second["loss"] is None and second["status"] == "failed"
+    with pytest.raises(ValueError, match="missing required field"):
+        append_record(jl, {"run_id": "x"})
+    pytest.importorskip("bayesfp.runs")
+    from bayesfp.runs import read_runs
+
+    table = read_runs(jl)
+    assert list(table["run_id"]) == [run["run_id"], "other"]
+
+
+def test_run_id_ignores_paths_and_device():
+    a = resolve(tiny(), False)
+    assert run_id(a, "h") == run_id(replace(a, out="x.json", device="cuda", data="elsewhere",
+                                            cuda_graph=False), "h")
+    assert run_id(a, "h") != run_id(replace(a, lr=1e-4), "h")
+    assert run_id(a, "h") != run_id(a, "other-corpus")
+    assert len(run_id(a, "h")) == 12
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1.0, warmup_frac=0.1, min_lr_frac=0.1)
+    lr = lr_schedule(cfg, 100)
+    assert lr.shape == (100,)
+    np.testing.assert_allclose(lr[:10], np.arange(1, 11) / 10)
+    assert lr[10] == 1.0 and abs(lr[-1] - 0.1) < 1e-12
+    assert np.all(np.diff(lr[10:]) <= 0)
+    np.testing.assert_allclose(lr[55], 0.1 + 0.45 * (1 + math.cos(math.pi * 45 / 89)))
+
+
+def test_window_starts():
+    a = window_starts(1000, 64, 5, 4, seed=7)
+    assert a.shape == (5, 4) and a.min() >= 0 and a.max() <= 1000 - 65
+    assert np.array_equal(a, window_starts(1000, 64, 5, 4, seed=7))
+    assert not np.array_equal(a, window_starts(1000, 64, 5, 4, seed=8))
+    with pytest.raises(ValueError, match="data: train split"):
+        window_starts(60, 64, 1, 1, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SAMPLE.exists(), reason="no corpus sample at training/data/sample")
+def test_cli_train_on_sample(tmp_path, capsys):
+    pytest.importorskip("training.corpus.shards")
+    from training.cli import main
+
+    out = tmp_path / "rec.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["train", f"--data={SAMPLE}", "--model=test", "--seq_len=64", "--batch_size=8",
+              f"--tokens={64 * 8 * 24}", "--eval_tokens=4096", "--eval_points=1",
+              "--ptq_formats=", "--device=cpu", "--quiet", "--out", str(out)])
+    assert exc.value.code in (0, None)
+    rec = read_record(out)
+    assert rec["status"] == "ok" and math.isfinite(rec["loss"])
+    assert rec["train_curve"][-1][2] < rec["train_curve"][0][2]
+    assert rec["run_id"] in capsys.readouterr().out
