@@ -1,0 +1,5 @@
+"""``python -m training.corpus``: see :mod:`training.corpus.cli`."""
+
+from training.corpus.cli import main
+
+main()
