@@ -139,6 +139,10 @@ class Trainer:
         if self.steps < 1:
             raise ValueError(f"tokens: {cfg.tokens} is less than one step of "
                              f"{self.tokens_per_step} tokens")
+        if self.device.type == "cuda":
+            if self.device.index is None:
+                self.device = torch.device("cuda", torch.cuda.current_device())
+            torch.cuda.set_device(self.device)  # graphs capture on the current device
         torch.manual_seed(cfg.seed)
         self.gpt_config = gpt_config(cfg.model, int(data.vocab_size), cfg.seq_len, cfg.quant_head)
         model = GPT(self.gpt_config, make_qconfig(cfg), cfg.backend)  # init on CPU: same everywhere
@@ -343,7 +347,7 @@ def train(cfg, data=None, progress=True):
         **{f"ptq_loss_{name}": value for name, value in ptq.items()},
         "tokens_per_s": done * tr.tokens_per_step / train_s if train_s > 0 else None,
         "wall_s": None,
-        **environment(cfg.device),
+        **environment(tr.device),
         "corpus_hash": str(data.corpus_hash),
         "config": canonical_json(dataclasses.asdict(cfg)),
         **({"group": cfg.group} if cfg.group else {}),
