@@ -188,19 +188,39 @@ def test_window_starts():
         window_starts(60, 64, 1, 1, 0)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not SAMPLE.exists(), reason="no corpus sample at training/data/sample")
-def test_cli_train_on_sample(tmp_path, capsys):
+@pytest.fixture
+def shard_dir(tmp_path, data):
+    """The corpus sample when it is there, else the synthetic tokens written as shards."""
+    if SAMPLE.exists():
+        return SAMPLE
+    from training.corpus.shards import write_shard
+
+    d = tmp_path / "shards"
+    d.mkdir()
+    write_shard(d / "train.bin", data.train)
+    write_shard(d / "val.bin", data.val)
+    (d / "manifest.json").write_text(json.dumps({"tokenizer": {"vocab_size": data.vocab_size}}))
+    return d
+
+
+def test_cli_train(shard_dir, tmp_path, capsys):
     pytest.importorskip("training.corpus.shards")
     from training.cli import main
+    from training.corpus.shards import TokenShards
 
     out = tmp_path / "rec.json"
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model": "test", "seq_len": 64, "batch_size": 8, "lr": 1e-2,
+                               "tokens": 64 * 8 * 24, "eval_tokens": 4096}))
     with pytest.raises(SystemExit) as exc:
-        main(["train", f"--data={SAMPLE}", "--model=test", "--seq_len=64", "--batch_size=8",
-              f"--tokens={64 * 8 * 24}", "--eval_tokens=4096", "--eval_points=1",
-              "--ptq_formats=", "--device=cpu", "--quiet", "--out", str(out)])
+        main(["train", "--config", str(cfg), f"--data={shard_dir}", "--eval_points=1",
+              "--ptq_formats", "e3m2", "--device=cpu", "--quiet", "--out", str(out)])
     assert exc.value.code in (0, None)
     rec = read_record(out)
-    assert rec["status"] == "ok" and math.isfinite(rec["loss"])
+    assert rec["status"] == "ok" and math.isfinite(rec["loss"]) and rec["D"] == 64 * 8 * 24
     assert rec["train_curve"][-1][2] < rec["train_curve"][0][2]
-    assert rec["run_id"] in capsys.readouterr().out
+    assert rec["corpus_hash"] == TokenShards.open(shard_dir).corpus_hash
+    assert json.loads(rec["config"])["data"] == str(shard_dir)
+    printed = capsys.readouterr().out
+    assert rec["run_id"] in printed and "PTQ  e3m2" in printed and str(out) in printed
+    _validate([rec])
