@@ -63,7 +63,17 @@ def _summary(record, out):
     return lines
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def _config_keys():
+    from dataclasses import fields
+
+    from training.config import TrainConfig
+
+    return "Config keys (--key=value, default): " + ", ".join(
+        f"{f.name}={f.default!r}" for f in fields(TrainConfig))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             epilog=_config_keys())
 def train(
     ctx: typer.Context,
     config: str = typer.Option("", "--config", help="JSON file of TrainConfig keys."),

@@ -39,14 +39,21 @@ N_CURVE = 16  # points of the train-loss curve in a record
 
 
 def open_tokens(path):
-    """Open token shards at ``path``: an object with train, val, vocab_size and corpus_hash."""
+    """Open token shards at ``path``: an object with train, val, vocab_size and corpus_hash.
+
+    A relative path that does not exist from the working directory is also looked up from the
+    source tree's root, so the default ``training/data/sample`` works from anywhere.
+    """
     from pathlib import Path
 
-    if not Path(path).exists():
+    p = Path(path)
+    if not p.exists() and not p.is_absolute():
+        p = Path(__file__).resolve().parents[1] / p
+    if not p.exists():
         raise ValueError(f"data: no token shards at '{path}'")
     from training.corpus.shards import TokenShards
 
-    return TokenShards.open(path)
+    return TokenShards.open(p)
 
 
 def synthetic_tokens(vocab_size=256, n_train=200_000, n_val=20_000, seed=0):
