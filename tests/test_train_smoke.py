@@ -125,6 +125,22 @@ def test_divergence_recorded(data, tmp_path):
     assert report.diverged == (written["run_id"],)
 
 
+def test_out_of_memory_gives_failed_record(data, tmp_path, monkeypatch):
+    import training.train as tt
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 PiB")
+
+    monkeypatch.setattr(tt, "Trainer", oom)
+    rec = train(tiny(out=str(tmp_path / "{run_id}.json")), data, progress=False)
+    assert rec["status"] == "failed" and rec["reason"].startswith("CUDA out of memory")
+    assert math.isnan(rec["loss"]) and rec["N"] == 26784 and rec["steps_done"] == 0
+    written = read_record(tmp_path / f"{rec['run_id']}.json")
+    assert written["loss"] is None
+    _, report = _validate([written])
+    assert report.failed == (rec["run_id"],)
+
+
 def test_quantized_run_record(data):
     pytest.importorskip("training.quant.linear")
     rec = train(tiny(format="e4m3", granularity="32", operands="x_bwd+w+w_bwd",

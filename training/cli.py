@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import typer
 
+DEFAULT_OUT = "runs/{run_id}.json"
 SUBCOMMANDS = {
     "corpus": "training.corpus.cli:app",
     "sweep": "training.sweep.cli:app",
@@ -77,7 +78,8 @@ def _config_keys():
 def train(
     ctx: typer.Context,
     config: str = typer.Option("", "--config", help="JSON file of TrainConfig keys."),
-    out: str = typer.Option("", "--out", help="Write the run record (JSON) here."),
+    out: str = typer.Option("", "--out", help="Write the run record (JSON) here; default "
+                            "runs/{run_id}.json."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
     """Train one run; extra --key=value flags override TrainConfig keys."""
@@ -87,15 +89,15 @@ def train(
         cfg = load_config(config or None, ctx.args)
     except ValueError as exc:
         _error(exc)
-    if out:
-        cfg = replace(cfg, out=out)
+    if out or not cfg.out:
+        cfg = replace(cfg, out=out or DEFAULT_OUT)
     from training.train import train as run_train
 
     try:
         record = run_train(cfg, progress=not quiet)
     except ValueError as exc:
         _error(exc)
-    for line in _summary(record, cfg.out):
+    for line in _summary(record, cfg.out.replace("{run_id}", record["run_id"])):
         typer.echo(line)
 
 

@@ -269,38 +269,13 @@ def _train_curve(log, tokens_per_step):
             for a, b in zip(edges[:-1], edges[1:])]
 
 
-def train(cfg, data=None, progress=True):
-    """Train one run and return its record (written to ``cfg.out`` when set).
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-        Resolved here (size defaults, device).
-    data : object, optional
-        Token data with ``train``, ``val``, ``vocab_size`` and ``corpus_hash``; default: the
-        shards at ``cfg.data``.
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    dict
-        The run record (see ``training.record``).
-    """
-    t_start = time.perf_counter()
-    cfg = resolve(cfg, torch.cuda.is_available())
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: '{cfg.device}' requested but CUDA is not available")
-    if data is None:
-        data = open_tokens(cfg.data)
-    ptq_formats = ptq_format_list(cfg)
-    tr = Trainer(cfg, data)
+def _fit(tr, cfg, ptq_formats, progress):
+    """Run the training loop of ``tr``; return what the record needs."""
     steps = tr.steps
     if cfg.cuda_graph and tr.device.type == "cuda" and steps > N_WARMUP_CAPTURE:
         tr.capture()
     points, evals = _check_points(steps, cfg)
     n_warm = int(round(cfg.warmup_frac * steps))
-
     status, reason, diverged_step = "ok", None, None
     val_curve, first_loss, train_s, done = [], None, 0.0, 0
     bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
@@ -328,10 +303,9 @@ def train(cfg, data=None, progress=True):
             val_curve.append([stop, stop * tr.tokens_per_step, tr.evaluate()])
     bar.close()
 
-    log = tr.loss_log[:done].cpu().numpy()
+    ptq = {}
     if status == "ok":
         loss = val_curve[-1][2]
-        ptq = {}
         if ptq_formats:
             from training.ptq import ptq_losses
 
@@ -339,34 +313,84 @@ def train(cfg, data=None, progress=True):
     else:
         loss = tr.evaluate()
         val_curve.append([done, done * tr.tokens_per_step, loss])
-        ptq = {}
-    n_params, flops = params_and_flops(tr.gpt_config, steps * tr.tokens_per_step)
+    log = tr.loss_log[:done].cpu().numpy()
+    return {
+        "status": status, "reason": reason, "diverged_step": diverged_step, "loss": loss,
+        "ptq": ptq, "done": done, "train_s": train_s, "val_curve": val_curve,
+        "train_curve": _train_curve(log, tr.tokens_per_step) if done else [],
+        "cuda_graph": tr.graph is not None, "eval_tokens": int(tr.val.shape[0] * cfg.seq_len),
+    }
+
+
+def train(cfg, data=None, progress=True):
+    """Train one run and return its record (written to ``cfg.out`` when set).
+
+    A run that runs out of GPU memory gives a record with status ``failed`` instead of an
+    exception, so a sweep goes on; other errors propagate.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Resolved here (size defaults, device). ``out`` may contain ``{run_id}``.
+    data : object, optional
+        Token data with ``train``, ``val``, ``vocab_size`` and ``corpus_hash``; default: the
+        shards at ``cfg.data``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        The run record (see ``training.record``).
+    """
+    t_start = time.perf_counter()
+    cfg = resolve(cfg, torch.cuda.is_available())
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: '{cfg.device}' requested but CUDA is not available")
+    if data is None:
+        data = open_tokens(cfg.data)
+    ptq_formats = ptq_format_list(cfg)
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    steps = cfg.tokens // tokens_per_step
+    model_cfg = gpt_config(cfg.model, int(data.vocab_size), cfg.seq_len, cfg.quant_head)
+    try:
+        result = _fit(Trainer(cfg, data), cfg, ptq_formats, progress)
+    except torch.cuda.OutOfMemoryError as exc:
+        result = {"status": "failed", "reason": "CUDA out of memory: " + str(exc).split("\n")[0],
+                  "diverged_step": None, "loss": math.nan, "ptq": {}, "done": 0, "train_s": 0.0,
+                  "val_curve": [], "train_curve": [], "cuda_graph": False, "eval_tokens": 0}
+    if result["status"] == "failed":
+        torch.cuda.empty_cache()
+    n_params, flops = params_and_flops(model_cfg, steps * tokens_per_step)
+    status, done = result["status"], result["done"]
+    rid = run_id(cfg, data.corpus_hash)
     record = {
-        "run_id": run_id(cfg, data.corpus_hash),
+        "run_id": rid,
         "N": n_params,
-        "D": steps * tr.tokens_per_step,
+        "D": steps * tokens_per_step,
         **precision_fields(cfg),
-        "loss": loss,
+        "loss": result["loss"],
         "status": status,
         "seed": cfg.seed,
-        "epochs": steps * tr.tokens_per_step / tr.n_train,
-        **({"diverged_step": diverged_step, "reason": reason} if status != "ok" else {}),
-        **{f"ptq_loss_{name}": value for name, value in ptq.items()},
-        "tokens_per_s": done * tr.tokens_per_step / train_s if train_s > 0 else None,
+        "epochs": steps * tokens_per_step / len(data.train),
+        **({"reason": result["reason"]} if status != "ok" else {}),
+        **({"diverged_step": result["diverged_step"]} if status == "diverged" else {}),
+        **{f"ptq_loss_{name}": value for name, value in result["ptq"].items()},
+        "tokens_per_s": done * tokens_per_step / result["train_s"] if done else None,
         "wall_s": None,
-        **environment(tr.device),
+        **environment(cfg.device),
         "corpus_hash": str(data.corpus_hash),
         "config": canonical_json(dataclasses.asdict(cfg)),
         **({"group": cfg.group} if cfg.group else {}),
         "C": flops,
         "steps": steps,
         "steps_done": done,
-        "cuda_graph": tr.graph is not None,
-        "eval_tokens": int(tr.val.shape[0] * cfg.seq_len),
-        "train_curve": _train_curve(log, tr.tokens_per_step) if done else [],
-        "val_curve": val_curve,
+        "cuda_graph": result["cuda_graph"],
+        "eval_tokens": result["eval_tokens"],
+        "train_curve": result["train_curve"],
+        "val_curve": result["val_curve"],
     }
     record["wall_s"] = time.perf_counter() - t_start
     if cfg.out:
-        write_record(cfg.out, record)
+        write_record(cfg.out.replace("{run_id}", rid), record)
     return record
