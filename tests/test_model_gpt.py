@@ -143,6 +143,23 @@ def test_quant_linear_matches_plain(spec):
         torch.testing.assert_close(g1[name], g0[name], rtol=tol, atol=tol * 1e-2, msg=name)
 
 
+def test_quant_model_same_init():
+    """The quantized model draws nothing extra from torch's generator: same initial weights."""
+    pytest.importorskip("training.quant.linear")
+    from training.quant.config import LinearQuantConfig
+
+    torch.manual_seed(0)
+    plain = GPT(SMALL)
+    torch.manual_seed(0)
+    quant = GPT(SMALL, qconfig=LinearQuantConfig.from_spec("e4m3:sr", 16, "all"), seed=5)
+    a, b = plain.state_dict(), quant.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    seeds = {int(m.rng_state[0]) for _, m in quant.transformer_linears()}
+    assert len(seeds) == 2 * 7
+
+
 def test_quant_linear_low_precision_differs():
     """e2m1 on all operands must change the loss: the quantizers are really in the graph."""
     pytest.importorskip("training.quant.linear")

@@ -13,6 +13,7 @@ The token embedding and the LM head share one matrix (tied), as in nanoGPT: for 
 an untied head would be most of the parameters. N counts every parameter except that matrix.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -126,14 +127,6 @@ def params_and_flops(config, tokens):
     return n, c
 
 
-def _linear(n_in, n_out, qconfig, backend):
-    if qconfig is None:
-        return nn.Linear(n_in, n_out, bias=False)
-    from training.quant.linear import QuantLinear
-
-    return QuantLinear(n_in, n_out, bias=False, qconfig=qconfig, backend=backend)
-
-
 class RMSNorm(nn.Module):
     def __init__(self, dim, eps):
         super().__init__()
@@ -162,14 +155,14 @@ def apply_rotary(x, cos, sin):
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config, qconfig, backend):
+    def __init__(self, config, linear):
         super().__init__()
         assert config.n_embd % config.n_head == 0, "n_embd must be a multiple of n_head"
         self.n_head = config.n_head
-        self.q = _linear(config.n_embd, config.n_embd, qconfig, backend)
-        self.k = _linear(config.n_embd, config.n_embd, qconfig, backend)
-        self.v = _linear(config.n_embd, config.n_embd, qconfig, backend)
-        self.o = _linear(config.n_embd, config.n_embd, qconfig, backend)
+        self.q = linear(config.n_embd, config.n_embd)
+        self.k = linear(config.n_embd, config.n_embd)
+        self.v = linear(config.n_embd, config.n_embd)
+        self.o = linear(config.n_embd, config.n_embd)
 
     def forward(self, x, cos, sin):
         b, t, c = x.shape  # (b, t, n_embd)
@@ -184,23 +177,23 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, config, qconfig, backend):
+    def __init__(self, config, linear):
         super().__init__()
-        self.gate = _linear(config.n_embd, config.n_hidden, qconfig, backend)
-        self.up = _linear(config.n_embd, config.n_hidden, qconfig, backend)
-        self.down = _linear(config.n_hidden, config.n_embd, qconfig, backend)
+        self.gate = linear(config.n_embd, config.n_hidden)
+        self.up = linear(config.n_embd, config.n_hidden)
+        self.down = linear(config.n_hidden, config.n_embd)
 
     def forward(self, x):
         return self.down(F.silu(self.gate(x)) * self.up(x))  # (b, t, n_hidden) inside
 
 
 class Block(nn.Module):
-    def __init__(self, config, qconfig, backend):
+    def __init__(self, config, linear):
         super().__init__()
         self.attn_norm = RMSNorm(config.n_embd, config.norm_eps)
-        self.attn = CausalSelfAttention(config, qconfig, backend)
+        self.attn = CausalSelfAttention(config, linear)
         self.mlp_norm = RMSNorm(config.n_embd, config.norm_eps)
-        self.mlp = MLP(config, qconfig, backend)
+        self.mlp = MLP(config, linear)
 
     def forward(self, x, cos, sin):
         x = x + self.attn(self.attn_norm(x), cos, sin)
@@ -218,16 +211,30 @@ class GPT(nn.Module):
         ``nn.Linear`` layers (the BF16 baseline).
     backend : str
         ``QuantLinear`` backend (``"auto"`` picks the CUDA kernel where there is one).
+    seed : int
+        Seeds the stochastic rounding of the ``QuantLinear`` layers (each its own stream). Given
+        explicitly, they draw nothing from torch's generator, so a quantized model gets the same
+        initial weights as the plain one under the same ``torch.manual_seed``.
     """
 
-    def __init__(self, config, qconfig=None, backend="auto"):
+    def __init__(self, config, qconfig=None, backend="auto", seed=0):
         super().__init__()
         self.config = config
+        layer_ids = itertools.count(1)
+
+        def linear(n_in, n_out, q=qconfig):
+            if q is None:
+                return nn.Linear(n_in, n_out, bias=False)
+            from training.quant.linear import QuantLinear
+
+            return QuantLinear(n_in, n_out, bias=False, qconfig=q, backend=backend,
+                               seed=(seed << 16) + next(layer_ids))
+
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.blocks = nn.ModuleList(Block(config, qconfig, backend) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, linear) for _ in range(config.n_layer))
         self.norm = RMSNorm(config.n_embd, config.norm_eps)
-        head_q = qconfig if config.quant_head else None
-        self.lm_head = _linear(config.n_embd, config.vocab_size, head_q, backend)
+        self.lm_head = linear(config.n_embd, config.vocab_size,
+                              qconfig if config.quant_head else None)
         self.lm_head.weight = self.wte.weight  # tied
         cos, sin = rotary_table(config.n_embd // config.n_head, config.block_size,
                                 config.rope_base)

@@ -152,7 +152,8 @@ class Trainer:
             torch.cuda.set_device(self.device)  # graphs capture on the current device
         torch.manual_seed(cfg.seed)
         self.gpt_config = gpt_config(cfg.model, int(data.vocab_size), cfg.seq_len, cfg.quant_head)
-        model = GPT(self.gpt_config, make_qconfig(cfg), cfg.backend)  # init on CPU: same everywhere
+        # built on CPU, so the initial weights are the same on every device
+        model = GPT(self.gpt_config, make_qconfig(cfg), cfg.backend, seed=cfg.seed)
         self.model = model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         on_cuda = self.device.type == "cuda"
@@ -227,6 +228,9 @@ class Trainer:
                     v.zero_()  # step, exp_avg, exp_avg_sq
             self.step_t.zero_()
             self.loss_log.fill_(math.nan)
+            for m in self.model.modules():  # QuantLinear's stochastic-rounding [seed, step]
+                if isinstance(getattr(m, "rng_state", None), torch.Tensor):
+                    m.rng_state[1:].zero_()
         self.graph = graph
 
     def run(self, n):
