@@ -23,8 +23,9 @@ def test_operands_match_dims():
 
 
 def test_overrides_keep_types():
-    cfg = apply_overrides(TrainConfig(), {"lr": "3e-4", "tokens": "1_000_000", "cuda_graph": "false",
-                                          "model": "2m", "batch_size": 16, "min_lr_frac": 0})
+    cfg = apply_overrides(TrainConfig(), {"lr": "3e-4", "tokens": "1_000_000",
+                                          "cuda_graph": "false", "model": "2m",
+                                          "batch_size": 16, "min_lr_frac": 0})
     assert cfg.lr == 3e-4 and cfg.tokens == 1_000_000 and cfg.cuda_graph is False
     assert cfg.model == "2m" and cfg.batch_size == 16
     assert cfg.min_lr_frac == 0.0 and isinstance(cfg.min_lr_frac, float)
