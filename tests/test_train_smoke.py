@@ -125,6 +125,20 @@ def test_divergence_recorded(data, tmp_path):
     assert report.diverged == (written["run_id"],)
 
 
+def test_check_divergence():
+    from training.train import check_divergence
+
+    ok = np.array([5.0, 4.9, 4.8])
+    assert check_divergence(ok, 10, 5.5, 5, 1.0) == (None, None)
+    step, why = check_divergence(np.array([4.0, np.nan, np.inf]), 10, 5.5, 5, 1.0)
+    assert step == 11 and "non-finite" in why
+    step, why = check_divergence(np.array([6.4, 6.7, 6.9]), 10, 5.5, 5, 1.0)
+    assert step == 12 and "above the first step's 5.500 + 1.0" in why
+    # inside the warm-up only non-finite losses count
+    assert check_divergence(np.array([6.4, 6.7, 6.9]), 3, 5.5, 5, 1.0) == (None, None)
+    assert check_divergence(np.array([6.4, 6.5]), 10, 5.5, 5, 1.0) == (None, None)
+
+
 def test_out_of_memory_gives_failed_record(data, tmp_path, monkeypatch):
     import training.train as tt
 

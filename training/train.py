@@ -273,6 +273,42 @@ def _train_curve(log, tokens_per_step):
             for a, b in zip(edges[:-1], edges[1:])]
 
 
+def check_divergence(chunk, start, first_loss, n_warmup, margin):
+    """Decide whether a window of train losses shows divergence.
+
+    Parameters
+    ----------
+    chunk : numpy.ndarray
+        Train losses (nats/token) of steps ``start, start + 1, ...``.
+    start : int
+        Step of ``chunk[0]``.
+    first_loss : float
+        Train loss of step 0.
+    n_warmup : int
+        Warm-up steps: windows that begin inside the warm-up are only checked for non-finite
+        losses.
+    margin : float
+        Nats/token above ``first_loss`` that the window's mean loss may not exceed.
+
+    Returns
+    -------
+    step : int or None
+        The first non-finite step, or the window's last step when its mean is too high; None when
+        the window is fine.
+    reason : str or None
+    """
+    bad = np.flatnonzero(~np.isfinite(chunk))
+    if bad.size:
+        step = start + int(bad[0])
+        return step, f"non-finite train loss at step {step}"
+    mean = float(chunk.mean())
+    if start >= n_warmup and mean > first_loss + margin:
+        stop = start + len(chunk) - 1
+        return stop, (f"mean train loss {mean:.3f} at steps {start}-{stop} above the first "
+                      f"step's {first_loss:.3f} + {margin}")
+    return None, None
+
+
 def _fit(tr, cfg, ptq_formats, progress):
     """Run the training loop of ``tr``; return what the record needs."""
     steps = tr.steps
@@ -291,14 +327,10 @@ def _fit(tr, cfg, ptq_formats, progress):
         bar.update(stop - done)
         if first_loss is None:
             first_loss = float(chunk[0])
-        bad = np.flatnonzero(~np.isfinite(chunk))
-        if bad.size:
-            status, diverged_step = "diverged", done + int(bad[0])
-            reason = f"non-finite train loss at step {diverged_step}"
-        elif stop > n_warm and done >= n_warm and chunk.mean() > first_loss + cfg.diverge_margin:
-            status, diverged_step = "diverged", stop - 1
-            reason = (f"mean train loss {chunk.mean():.3f} at steps {done}-{stop - 1} above the "
-                      f"first step's {first_loss:.3f} + {cfg.diverge_margin}")
+        diverged_step, reason = check_divergence(chunk, done, first_loss, n_warm,
+                                                 cfg.diverge_margin)
+        if diverged_step is not None:
+            status = "diverged"
         done = stop
         bar.set_postfix(loss=f"{chunk.mean():.3f}")
         if status != "ok":
