@@ -244,7 +244,8 @@ def test_cli_train(shard_dir, tmp_path, capsys):
                                "tokens": 64 * 8 * 24, "eval_tokens": 4096}))
     with pytest.raises(SystemExit) as exc:
         main(["train", "--config", str(cfg), f"--data={shard_dir}", "--eval_points=1",
-              "--ptq_formats", "e3m2", "--device=cpu", "--quiet", "--out", str(out)])
+              "--ptq_formats", "e3m2", "--device=cpu", "--quiet", "--out", str(out),
+              "--append", str(tmp_path / "runs.jsonl")])
     assert exc.value.code in (0, None)
     rec = read_record(out)
     assert rec["status"] == "ok" and math.isfinite(rec["loss"]) and rec["D"] == 64 * 8 * 24
@@ -254,3 +255,5 @@ def test_cli_train(shard_dir, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rec["run_id"] in printed and "PTQ  e3m2" in printed and str(out) in printed
     _validate([rec])
+    lines = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["run_id"] == rec["run_id"]

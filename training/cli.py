@@ -1,6 +1,6 @@
 """The ``training`` command line.
 
-    training train --config cfg.json --out record.json [--key=value ...]
+    training train --config cfg.json --out record.json [--append runs.jsonl] [--key=value ...]
     training train --model=2m --tokens=40000000 --format=e4m3 --granularity=128 --operands=all
 
 Any ``TrainConfig`` key can be given as ``--key=value`` (or ``--key value``); flags win over the
@@ -80,6 +80,8 @@ def train(
     config: str = typer.Option("", "--config", help="JSON file of TrainConfig keys."),
     out: str = typer.Option("", "--out", help="Write the run record (JSON) here; default "
                             "runs/{run_id}.json."),
+    append: str = typer.Option("", "--append", help="Also append the record as one line to "
+                               "this JSONL run table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
     """Train one run; extra --key=value flags override TrainConfig keys."""
@@ -97,6 +99,10 @@ def train(
         record = run_train(cfg, progress=not quiet)
     except ValueError as exc:
         _error(exc)
+    if append:
+        from training.record import append_record
+
+        append_record(append, record)
     for line in _summary(record, cfg.out.replace("{run_id}", record["run_id"])):
         typer.echo(line)
 
