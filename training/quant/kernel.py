@@ -16,6 +16,7 @@ memory comes from the caching allocator).
 import fcntl
 import os
 import re
+from typing import Optional
 from pathlib import Path
 
 import torch
@@ -91,7 +92,7 @@ def granularity_code(granularity) -> int:
 
 @torch.library.custom_op("bayesfp::fake_quant", mutates_args=())
 def fake_quant_op(x: torch.Tensor, code: list[int], maxv: float, granularity: int, dim: int,
-                  pow2: bool, seed: torch.Tensor | None, stream: int,
+                  pow2: bool, seed: Optional[torch.Tensor], stream: int,
                   out_fp32: bool) -> torch.Tensor:
     """CUDA fake-quant of ``x`` (see :func:`training.quant.reference.quantize_reference`)."""
     return load_extension().fake_quant(x, code, maxv, granularity, dim, pow2, seed, stream,
@@ -106,7 +107,7 @@ def _fake_quant_meta(x, code, maxv, granularity, dim, pow2, seed, stream, out_fp
 @torch.library.custom_op("bayesfp::fake_quant_pair", mutates_args=())
 def fake_quant_pair_op(x: torch.Tensor, code_a: list[int], maxv_a: float, block_a: int,
                        pow2_a: bool, stream_a: int, code_b: list[int], maxv_b: float,
-                       block_b: int, pow2_b: bool, stream_b: int, seed: torch.Tensor | None,
+                       block_b: int, pow2_b: bool, stream_b: int, seed: Optional[torch.Tensor],
                        out_fp32: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """CUDA fake-quant of a 2-D ``x`` in blocks along dim 1 (a) and along dim 0 (b)."""
     a, b = load_extension().fake_quant_pair(x, code_a, maxv_a, block_a, pow2_a, stream_a, code_b,

@@ -1,0 +1,157 @@
+"""CUDA fake-quant kernel: bit-exact against the torch reference, pair kernel, graph capture."""
+
+import pytest
+import torch
+
+from training.quant import FPFormat, LinearQuantConfig, quantize, quantize_pair, quantize_reference
+from training.quant.config import OperandQuant
+from training.quant.linear import QuantLinear
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+FORMATS = [FPFormat(4, 3), FPFormat(2, 1), FPFormat(5, 2, "ieee", saturate=False),
+           FPFormat(3, 2, rounding="half_away"), FPFormat(4, 3, "fn", subnormals=False),
+           FPFormat(2, 3, rounding="stochastic"), FPFormat(8, 3), FPFormat(1, 2),
+           FPFormat(6, 9), FPFormat(3, 0), FPFormat(5, 10, "ieee", rounding="stochastic")]
+
+# (shape, dim, granularity): rows in registers, rows per block, scalar rows, tiles, two-pass
+CASES = [((64, 256), -1, 8), ((64, 256), -1, 32), ((32, 512), -1, 128), ((16, 2048), -1, 256),
+         ((8, 4096), -1, 2048), ((8, 4096), -1, "channel"), ((3, 20000), -1, "channel"),
+         ((40, 24), -1, 24), ((30, 21), -1, 3), ((256, 64), 0, 128), ((256, 64), 0, 32),
+         ((96, 40), 0, 3), ((4, 64, 48), 1, 16), ((1024, 16), 0, "channel"),
+         ((2048, 24), 0, 1024), ((128, 13), 0, 8), ((4096, 8), 0, 4096), ((300, 5), 0, 300),
+         ((37, 53), 1, "tensor"), ((512, 256), 0, None),
+         ((5, 7, 9), 2, None), ((0, 16), -1, 8), ((), 0, "tensor")]
+
+
+def adversarial(shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g) * torch.exp(torch.randn(shape, generator=g) * 3)
+    flat = x.view(-1)
+    n = flat.numel()
+    if n >= 64:
+        idx = torch.randperm(n, generator=g)[:48]
+        special = torch.tensor([0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1e-40,
+                                -3e-39, 0.5, 1.5, 2.5, 448.0, 464.0, 6.0e4, 1e-8, 2.0**-9,
+                                3.0 * 2**-10])
+        flat[idx] = special.repeat(3)
+    if n >= 256:
+        flat[:32] = 0.0  # an all-zero group for most block sizes
+    return x.to(dtype)
+
+
+def assert_same(got, want):
+    assert got.dtype == want.dtype and got.shape == want.shape
+    got, want = got.cpu(), want.cpu()
+    nan = torch.isnan(got.float())
+    assert torch.equal(nan, torch.isnan(want.float()))
+    ints = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: torch.int16}
+    g, w = got[~nan], want[~nan]
+    assert torch.equal(g.view(ints[g.dtype]), w.view(ints[w.dtype])), \
+        f"{(g != w).sum().item()} of {g.numel()} differ"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape,dim,gran", CASES)
+def test_kernel_equals_reference(shape, dim, gran, dtype):
+    x = adversarial(shape, dtype, seed=len(shape) * 1000 + sum(shape)).cuda()
+    for i, fmt in enumerate(FORMATS):
+        for scale in ("fp32", "pow2"):
+            seed = torch.tensor([123 + i, 7], dtype=torch.int64, device="cuda")
+            got = quantize(x, fmt, gran, dim=dim, scale=scale, seed=seed, stream=i % 16,
+                           backend="cuda")
+            want = quantize_reference(x.cpu(), fmt, gran, dim=dim, scale=scale,
+                                      seed=seed.cpu(), stream=i % 16)
+            assert_same(got, want)
+
+
+def test_kernel_non_contiguous_input():
+    x = adversarial((128, 96), torch.bfloat16, 5).cuda().t()
+    assert_same(quantize(x, "e4m3", 32, dim=0, backend="cuda"),
+                quantize_reference(x.cpu(), "e4m3", 32, dim=0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("ba,bb,shape", [(128, 128, (512, 384)), (32, 64, (256, 96)),
+                                         (16, 16, (64, 48)), (8, 3, (24, 40)),
+                                         (128, 1024, (2048, 256))])
+def test_pair_equals_two_references(ba, bb, shape, dtype):
+    x = adversarial(shape, dtype, seed=ba + bb).cuda()
+    seed = torch.tensor([9, 2], dtype=torch.int64, device="cuda")
+    for fa, fb in [("e4m3", "e5m2"), ("e2m1:sr", "e3m2:sr"), ("e8m3", "e2m3:away")]:
+        qa, qb = OperandQuant(fa, ba), OperandQuant(fb, bb, "pow2")
+        a, b = quantize_pair(x, qa, qb, seed=seed, streams=(3, 4), backend="cuda")
+        assert_same(a, quantize_reference(x.cpu(), fa, ba, 1, "fp32", seed.cpu(), 3))
+        assert_same(b, quantize_reference(x.cpu(), fb, bb, 0, "pow2", seed.cpu(), 4))
+
+
+def test_cuda_graph_capture():
+    x = torch.randn(256, 512, device="cuda", dtype=torch.bfloat16)
+    state = torch.tensor([5, 0], dtype=torch.int64, device="cuda")
+    fmts = [("e4m3", "tensor", -1), ("e2m1:sr", 32, -1), ("e3m2", 128, 0), ("e5m2", "channel", 0)]
+
+    def step():
+        outs = [quantize(x, f, g, dim=d, seed=state, backend="cuda") for f, g, d in fmts]
+        outs += list(quantize_pair(x, OperandQuant("e4m3", 128), OperandQuant("e4m3", 128),
+                                   backend="cuda"))
+        state[1:].add_(1)
+        return outs
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        outs = step()
+    for _ in range(2):
+        x.copy_(torch.randn_like(x) * 3)
+        before = state.clone()
+        graph.replay()
+        torch.cuda.synchronize()
+        assert state[1].item() == before[1].item() + 1
+        for (f, g, d), out in zip(fmts, outs):
+            assert_same(out, quantize_reference(x.cpu(), f, g, d, seed=before.cpu()))
+        assert_same(outs[-2], quantize_reference(x.cpu(), "e4m3", 128, 1))
+        assert_same(outs[-1], quantize_reference(x.cpu(), "e4m3", 128, 0))
+
+
+def test_quant_linear_graph_capture_fwd_bwd():
+    torch.manual_seed(0)
+    cfg = LinearQuantConfig.from_spec("e4m3:sr", 32, "all")
+    kw = dict(qconfig=cfg, backend="cuda", seed=3, device="cuda", dtype=torch.bfloat16)
+    layer, twin = QuantLinear(256, 128, **kw), QuantLinear(256, 128, **kw)
+    twin.load_state_dict(layer.state_dict())
+    sx = torch.randn(64, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    sg = torch.randn(64, 128, device="cuda", dtype=torch.bfloat16)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            layer(sx).backward(sg)
+    torch.cuda.current_stream().wait_stream(side)
+    layer.weight.grad, sx.grad = None, None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = layer(sx)
+        y.backward(sg)
+    twin.rng_state.copy_(layer.rng_state)
+    graph.replay()
+    x2 = sx.detach().clone().requires_grad_(True)
+    y2 = twin(x2)
+    y2.backward(sg)
+    torch.cuda.synchronize()
+    assert torch.equal(y, y2) and torch.equal(sx.grad, x2.grad)
+    assert torch.equal(layer.weight.grad, twin.weight.grad)
+    assert torch.equal(layer.rng_state, twin.rng_state)
+
+
+def test_fake_impl_opcheck():
+    from training.quant import kernel
+    x = torch.randn(64, 128, device="cuda", dtype=torch.bfloat16)
+    fmt = FPFormat(4, 3)
+    args = (x, kernel.fmt_code(fmt), fmt.max_value, 32, -1, False, None, 0, False)
+    torch.library.opcheck(kernel.fake_quant_op, args,
+                          test_utils=("test_schema", "test_faketensor"))
