@@ -33,7 +33,14 @@ def near_key(doc: str, shingle: int = 5, k: int = 4, min_words: int = 50) -> int
     Documents under ``min_words`` words have no key (short dictionary entries are often
     alike without being copies). Hashes are crc32-based, so keys are the same in every process.
     """
-    words = _NON_ALNUM.sub(" ", normalise(doc)).split()
+    return _sketch(normalise(doc), shingle, k, min_words)
+
+
+def _sketch(norm: str, shingle: int = 5, k: int = 4, min_words: int = 50) -> int | None:
+    """:func:`near_key` of an already normalised text."""
+    if len(norm) < 2 * min_words - 1:  # too few characters to hold min_words words
+        return None
+    words = _NON_ALNUM.sub(" ", norm).split()
     if len(words) < min_words:
         return None
     w = np.fromiter((zlib.crc32(x.encode("utf-8")) for x in words), np.uint64, len(words))
@@ -63,13 +70,14 @@ def dedup(docs: list[str], near: bool = True) -> tuple[list[int], int, int]:
     seen_near: set[int] = set()
     keep, n_exact, n_near = [], 0, 0
     for i, doc in enumerate(docs):
-        key = hashlib.sha256(normalise(doc).encode("utf-8")).digest()
+        norm = normalise(doc)
+        key = hashlib.sha256(norm.encode("utf-8")).digest()
         if key in seen:
             n_exact += 1
             continue
         seen.add(key)
         if near:
-            nk = near_key(doc)
+            nk = _sketch(norm)
             if nk is not None:
                 if nk in seen_near:
                     n_near += 1
