@@ -1,0 +1,1 @@
+"""Bayesian fits of the scaling laws (PyMC + nutpie): models, diagnostics, derived quantities."""
