@@ -83,7 +83,12 @@ def markdown(rows, sizes):
         cells = [s, f"{any_row['N'] / 1e6:.2f}M", f"{any_row['batch_size']} x {any_row['seq_len']}"]
         for m in MODES:
             r = by.get((s, m))
-            cells.append("error" if r is None or "error" in r else f"{r['tokens_per_s']:,.0f}")
+            if r is None:
+                cells.append("-")
+            elif "does not divide" in r.get("error", ""):
+                cells.append("n/a (block > width)")
+            else:
+                cells.append("error" if "error" in r else f"{r['tokens_per_s']:,.0f}")
         e, g = by.get((s, "bf16 eager")), by.get((s, "bf16 graph"))
         ok = e and g and "error" not in e and "error" not in g
         cells.append(f"{g['tokens_per_s'] / e['tokens_per_s']:.2f}x" if ok else "-")

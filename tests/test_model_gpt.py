@@ -11,6 +11,7 @@ from training.model import (  # noqa: E402
     SIZES,
     GPTConfig,
     apply_rotary,
+    block_unit,
     gpt_config,
     params_and_flops,
     rotary_table,
@@ -46,7 +47,7 @@ def test_flops_by_hand():
     assert c == 6 * 26784 * 1000 + 12 * 2 * 32 * 16 * 1000 == 172_992_000
 
 
-@pytest.mark.parametrize("name", ["test", "100k", "330k", "800k"])
+@pytest.mark.parametrize("name", ["test", "100k", "200k", "430k", "850k", "1.7m"])
 def test_n_matches_module(name):
     cfg = gpt_config(name, vocab_size=512, block_size=32)
     n, _ = params_and_flops(cfg, 1)
@@ -55,12 +56,17 @@ def test_n_matches_module(name):
 
 def test_size_family_spans():
     n = {name: params_and_flops(gpt_config(name, 8192, 256), 1)[0] for name in SIZES}
-    small = [n[k] for k in ("100k", "330k", "800k", "2m", "5m")]
+    small = [n[k] for k in ("100k", "200k", "430k", "850k", "1.7m", "3.4m", "6.8m")]
     assert small == sorted(small)
     assert 0.08e6 < small[0] < 0.15e6 and small[-1] / small[0] >= 30
-    assert 20e6 < n["25m"] < 30e6 and 75e6 < n["85m"] < 95e6
+    # the sizes that take blocks of 128 still span 30x
+    assert n["6.8m"] / n["200k"] >= 30
+    assert 20e6 < n["26m"] < 30e6 and 75e6 < n["85m"] < 95e6
     for name, s in SIZES.items():
         assert s.n_embd % s.n_head == 0 and (s.n_embd // s.n_head) % 2 == 0, name
+        unit = block_unit(gpt_config(name, 8192, 256))
+        assert unit % min(s.n_embd, 128) == 0, name
+        assert 2.6 < s.n_hidden / s.n_embd <= 3.0, name
 
 
 def test_forward_shapes_and_loss():

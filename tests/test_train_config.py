@@ -24,10 +24,10 @@ def test_operands_match_dims():
 
 def test_overrides_keep_types():
     cfg = apply_overrides(TrainConfig(), {"lr": "3e-4", "tokens": "1_000_000",
-                                          "cuda_graph": "false", "model": "2m",
+                                          "cuda_graph": "false", "model": "1.7m",
                                           "batch_size": 16, "min_lr_frac": 0})
     assert cfg.lr == 3e-4 and cfg.tokens == 1_000_000 and cfg.cuda_graph is False
-    assert cfg.model == "2m" and cfg.batch_size == 16
+    assert cfg.model == "1.7m" and cfg.batch_size == 16
     assert cfg.min_lr_frac == 0.0 and isinstance(cfg.min_lr_frac, float)
 
 
@@ -56,12 +56,25 @@ def test_override_errors(key, value, word):
     (["--tokens=0"], "tokens: must be > 0"),
     (["--warmup_frac=2"], "warmup_frac: must be in"),
     (["--device=tpu"], "device: expected"),
+    (["--model=100k", "--format=e4m3", "--granularity=128"],
+     "granularity: block size 128 does not divide the widths of size '100k'"),
+    (["--model=test", "--format=e4m3", "--granularity=32", "--batch_size=3", "--seq_len=10"],
+     "granularity: block size 32 does not divide the 30 tokens"),
+    (["--model=100k", "--ptq_granularity=128"], "ptq_granularity: block size 128 does not"),
     (["lr=1"], "expected --key=value"),
     (["--lr"], "lr: flag without a value"),
 ])
 def test_validation_errors(flags, word):
     with pytest.raises(ValueError, match=word):
-        load_config(None, flags)
+        resolve(load_config(None, flags), cuda_available=False)
+
+
+def test_block_fits_when_unquantized():
+    # a block size that would not fit is fine when nothing is quantized
+    cfg = resolve(load_config(None, ["--model=100k", "--granularity=128", "--operands=none",
+                                     "--format=e4m3"]), False)
+    assert cfg.operands == "none"
+    resolve(load_config(None, ["--model=200k", "--format=e4m3", "--granularity=128"]), False)
 
 
 def test_flags_and_file(tmp_path):
@@ -90,8 +103,8 @@ def test_parse_operands():
 def test_resolve_fills_size_defaults():
     from training.model import SIZES
 
-    cfg = resolve(TrainConfig(model="2m", operands="x_bwd+w_bwd+w"), cuda_available=False)
-    assert cfg.lr == SIZES["2m"].lr and cfg.batch_size == SIZES["2m"].batch_size
+    cfg = resolve(TrainConfig(model="1.7m", operands="x_bwd+w_bwd+w"), cuda_available=False)
+    assert cfg.lr == SIZES["1.7m"].lr and cfg.batch_size == SIZES["1.7m"].batch_size
     assert cfg.device == "cpu" and cfg.operands == "w+w_bwd+x_bwd"
     cfg = resolve(TrainConfig(lr=1e-4, batch_size=7, device="auto"), cuda_available=True)
     assert (cfg.lr, cfg.batch_size, cfg.device) == (1e-4, 7, "cuda")

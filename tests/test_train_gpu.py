@@ -35,7 +35,7 @@ def data():
 
 
 def cfg(**kw):
-    base = dict(model="800k", seq_len=256, tokens=256 * 32 * 200, eval_tokens=256 * 64,
+    base = dict(model="850k", seq_len=256, tokens=256 * 32 * 200, eval_tokens=256 * 64,
                 eval_points=2, check_every=25, ptq_formats="", device="cuda")
     base.update(kw)
     return TrainConfig(**base)

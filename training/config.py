@@ -7,6 +7,7 @@ left at 0) and the device, so that the resolved config saved with a run says exa
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ _FORMAT_RE = re.compile(r"^e(\d+)m(\d+)$")
 @dataclass
 class TrainConfig:
     # model and data
-    model: str = "800k"  # a key of training.model.SIZES
+    model: str = "850k"  # a key of training.model.SIZES
     data: str = "training/data/sample"  # token shards directory (TokenShards)
     seq_len: int = 256
     batch_size: int = 0  # sequences per step; 0: the size's default
@@ -272,7 +273,7 @@ def resolve(cfg, cuda_available):
 
     validate(cfg)
     size = SIZES[cfg.model]
-    return dataclasses.replace(
+    cfg = dataclasses.replace(
         cfg,
         batch_size=cfg.batch_size or size.batch_size,
         lr=cfg.lr or size.lr,
@@ -280,3 +281,17 @@ def resolve(cfg, cuda_available):
         format=cfg.format.strip().lower(),
         operands="+".join(parse_operands(cfg.operands)) or "none",
     )
+    unit = math.gcd(size.n_embd, size.n_hidden)
+    tokens = cfg.batch_size * cfg.seq_len
+    for key, used in (("granularity", is_quantized(cfg)), ("ptq_granularity", True)):
+        block = parse_granularity(getattr(cfg, key), key)
+        if not used or not isinstance(block, int):
+            continue
+        if unit % block:
+            raise ValueError(f"{key}: block size {block} does not divide the widths of size "
+                             f"'{cfg.model}' (n_embd {size.n_embd}, n_hidden {size.n_hidden}); "
+                             f"use a divisor of {unit}")
+        if key == "granularity" and tokens % block:
+            raise ValueError(f"{key}: block size {block} does not divide the {tokens} tokens of "
+                             f"a batch (the weight-gradient GEMM reduces over them)")
+    return cfg

@@ -29,7 +29,7 @@ class GPTConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
-    n_hidden: int = 352  # SwiGLU width: about 8/3 n_embd, rounded up to a multiple of 16
+    n_hidden: int = 384  # SwiGLU width: 8/3 n_embd rounded up to a multiple of min(n_embd, 128)
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
     quant_head: bool = False  # also fake-quantize the LM head (not done in the reference runs)
@@ -48,26 +48,40 @@ class Size:
 
 
 def _hidden(n_embd):
-    """SwiGLU width as in LLaMA: 2/3 of 4 n_embd, rounded up to a multiple of 16."""
-    return 16 * math.ceil(8 * n_embd / 3 / 16)
+    """SwiGLU width: 8/3 n_embd as in LLaMA, rounded up to a multiple of min(n_embd, 128)."""
+    unit = min(n_embd, 128)
+    return unit * math.ceil(8 * n_embd / 3 / unit)
 
 
-# The size family, named by their approximate N (non-embedding parameters). 100k..5m span 47x in
-# N for CPU-to-single-GPU sweeps; 25m..85m are for multi-GPU runs. Head width 32 up to n_embd 192,
-# 64 above. The learning rates and batch sizes (sequences of seq_len tokens) are defaults, not
-# tuned: peak LR falls from 3e-3 to 6e-4 as the model grows, batch grows from 32 to 128.
+# The size family, named by their approximate N (non-embedding parameters). 100k..6.8m span 64x
+# in N for CPU-to-single-GPU sweeps; 11m..85m are for longer and multi-GPU runs. Every width is a
+# multiple of min(n_embd, 128), so any block size dividing that (up to 128 from 200k on; up to 64
+# for 100k, 32 for test) tiles every GEMM operand. Head width 32 up to n_embd 128, 64 above.
+# The learning rates and batch sizes (sequences of seq_len tokens) are defaults, not tuned: peak
+# LR falls from 3e-3 to 6e-4 as the model grows, the batch grows from 32 to 128 sequences.
 SIZES = {
     "test": Size(2, 2, 32, _hidden(32), 8, 3e-3),
     "100k": Size(2, 2, 64, _hidden(64), 32, 3e-3),
-    "330k": Size(3, 3, 96, _hidden(96), 32, 3e-3),
-    "800k": Size(4, 4, 128, _hidden(128), 32, 2e-3),
-    "2m": Size(5, 6, 192, _hidden(192), 64, 2e-3),
-    "5m": Size(6, 4, 256, _hidden(256), 64, 1.5e-3),
-    "10m": Size(8, 5, 320, _hidden(320), 64, 1e-3),
-    "25m": Size(8, 8, 512, _hidden(512), 128, 1e-3),
-    "50m": Size(10, 10, 640, _hidden(640), 128, 8e-4),
+    "200k": Size(1, 4, 128, _hidden(128), 32, 3e-3),
+    "430k": Size(2, 4, 128, _hidden(128), 32, 3e-3),
+    "850k": Size(4, 4, 128, _hidden(128), 32, 2e-3),
+    "1.7m": Size(2, 4, 256, _hidden(256), 64, 2e-3),
+    "3.4m": Size(4, 4, 256, _hidden(256), 64, 1.5e-3),
+    "6.8m": Size(8, 4, 256, _hidden(256), 64, 1.5e-3),
+    "11m": Size(6, 6, 384, _hidden(384), 64, 1e-3),
+    "26m": Size(8, 8, 512, _hidden(512), 128, 1e-3),
+    "51m": Size(10, 10, 640, _hidden(640), 128, 8e-4),
     "85m": Size(12, 12, 768, _hidden(768), 128, 6e-4),
 }
+
+
+def block_unit(config):
+    """Return the largest block size that divides every GEMM reduction dim of the linears.
+
+    Forward and input-gradient GEMMs reduce over n_embd or n_hidden; the weight gradient reduces
+    over the batch's tokens, checked by the caller.
+    """
+    return math.gcd(config.n_embd, config.n_hidden)
 
 
 def gpt_config(size, vocab_size, block_size, quant_head=False):

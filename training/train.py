@@ -152,6 +152,11 @@ class Trainer:
             torch.cuda.set_device(self.device)  # graphs capture on the current device
         torch.manual_seed(cfg.seed)
         self.gpt_config = gpt_config(cfg.model, int(data.vocab_size), cfg.seq_len, cfg.quant_head)
+        block = parse_granularity(cfg.granularity)
+        if cfg.quant_head and is_quantized(cfg) and isinstance(block, int):
+            if data.vocab_size % block:
+                raise ValueError(f"granularity: block size {block} does not divide the "
+                                 f"vocabulary ({data.vocab_size}) of the quantized LM head")
         # built on CPU, so the initial weights are the same on every device
         model = GPT(self.gpt_config, make_qconfig(cfg), cfg.backend, seed=cfg.seed)
         self.model = model.to(self.device)
