@@ -7,7 +7,7 @@ from training.corpus import clean
 
 def test_gcide_entry_markup_removed():
     raw = (
-        "Abdomen \\Ab*do\"men\\, n. [L. abdomen (a word of uncertain\n"
+        'Abdomen \\Ab*do"men\\, n. [L. abdomen (a word of uncertain\n'
         "   etymol.): cf. F. abdomen.]\n"
         "   1. (Anat.) The belly, or that part of the body between the\n"
         "      thorax and the pelvis.\n"
@@ -35,7 +35,9 @@ def test_dictd_number_base64():
 
 
 def test_dict_documents_uses_index_and_skips_metadata():
-    data = b"meta info\nCat \\Cat\\, n.\n   A small animal.\n   [1913 Webster]\nDog n. A \xff dog.\n"
+    data = (
+        b"meta info\nCat \\Cat\\, n.\n   A small animal.\n   [1913 Webster]\nDog n. A \xff dog.\n"
+    )
     i_cat, i_dog = data.index(b"Cat"), data.index(b"Dog")
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -85,7 +87,7 @@ def test_wordnet_gloss():
     text = (
         "  1 This software and database is being provided\n"
         "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived\n"
-        "00002098 02 v 01 move 0 000 | change location; \"move the car\"  \n"
+        '00002098 02 v 01 move 0 000 | change location; "move the car"  \n'
     )
     assert clean.wordnet_documents(text) == [
         "that which is perceived",
@@ -94,8 +96,20 @@ def test_wordnet_gloss():
 
 
 def test_austen_chapters_and_italics():
-    lines = ["EMMA", "", "CHAPTER I", "", "Emma Woodhouse,", "handsome.", "", "_You_ said.", "",
-             "CHAPTER II", "", "Next."]
+    lines = [
+        "EMMA",
+        "",
+        "CHAPTER I",
+        "",
+        "Emma Woodhouse,",
+        "handsome.",
+        "",
+        "_You_ said.",
+        "",
+        "CHAPTER II",
+        "",
+        "Next.",
+    ]
     assert clean.austen_documents(lines) == [
         "EMMA",
         "CHAPTER I\nEmma Woodhouse, handsome.\nYou said.",

@@ -1,8 +1,6 @@
 """pack/unpack: the archive round-trips and a corrupted one is refused."""
 
 import hashlib
-import json
-import lzma
 
 import numpy as np
 import pytest

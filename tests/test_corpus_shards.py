@@ -7,17 +7,13 @@ import pytest
 
 from training.corpus.shards import SAMPLE_DIR, TokenShards, write_shard
 
-pytest.importorskip("tokenizers")
-
 
 def _write_texts(tmp_path):
     words = "the quick brown fox jumps over a lazy dog while seven wise owls watch".split()
     rng = np.random.default_rng(0)
     paths = []
     for f in range(2):
-        blocks = [
-            " ".join(rng.choice(words, size=rng.integers(5, 40))) + "." for _ in range(300)
-        ]
+        blocks = [" ".join(rng.choice(words, size=rng.integers(5, 40))) + "." for _ in range(300)]
         p = tmp_path / f"text{f}.txt"
         p.write_text("\n\n".join(blocks), encoding="utf-8")
         paths.append(p)
@@ -25,13 +21,15 @@ def _write_texts(tmp_path):
 
 
 def test_from_text_files_is_deterministic_and_round_trips(tmp_path):
-    from tokenizers import Tokenizer
+    Tokenizer = pytest.importorskip("tokenizers").Tokenizer
 
     paths = _write_texts(tmp_path)
     a = TokenShards.from_text_files(paths, tmp_path / "a", vocab_size=300, val_fraction=0.1)
     b = TokenShards.from_text_files(paths, tmp_path / "b", vocab_size=300, val_fraction=0.1)
     assert a.corpus_hash == b.corpus_hash
-    assert (tmp_path / "a/tokenizer.json").read_bytes() == (tmp_path / "b/tokenizer.json").read_bytes()
+    assert (tmp_path / "a/tokenizer.json").read_bytes() == (
+        tmp_path / "b/tokenizer.json"
+    ).read_bytes()
     assert a.vocab_size == 300 and a.train.dtype == np.uint16
     assert a.val.size > 0 and int(a.train.max()) < 300
     a.verify()
@@ -82,7 +80,7 @@ def test_sample_opens_and_matches_its_manifest():
 
 
 def test_sample_decodes_to_english():
-    from tokenizers import Tokenizer
+    Tokenizer = pytest.importorskip("tokenizers").Tokenizer
 
     ts = TokenShards.open(SAMPLE_DIR)
     tok = Tokenizer.from_file(str(SAMPLE_DIR / "tokenizer.json"))

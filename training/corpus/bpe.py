@@ -31,7 +31,9 @@ def train(docs: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2):
     from tokenizers import ByteLevelBPETokenizer
 
     if not 256 < vocab_size <= 65536:
-        raise ValueError(f"vocab_size: must lie in (256, 65536] for uint16 shards, got {vocab_size}")
+        raise ValueError(
+            f"vocab_size: must lie in (256, 65536] for uint16 shards, got {vocab_size}"
+        )
     tok = ByteLevelBPETokenizer()
     tok.train_from_iterator(
         docs,

@@ -156,8 +156,12 @@ def build_from_documents(
         },
         "sources_stats": sources,
         "shards": {
-            name: {"sha256": shas[name], "tokens": int(ids.size), "bytes": int(ids.size) * 2,
-                   "dtype": "uint16 little-endian"}
+            name: {
+                "sha256": shas[name],
+                "tokens": int(ids.size),
+                "bytes": int(ids.size) * 2,
+                "dtype": "uint16 little-endian",
+            }
             for name, ids in zip(SHARD_FILES, (tr_ids, va_ids))
         },
         "stats": {
@@ -229,7 +233,9 @@ def build(
         "tools": {
             "installed": tools,
             "used_for": {
-                "libsword-utils": "mod2imp -s dumps SWORD modules (MHCC conf: ModDrv zCom4 -> zCom)",
+                "libsword-utils": (
+                    "mod2imp -s dumps SWORD modules (MHCC conf: ModDrv zCom4 -> zCom)"
+                ),
                 "diatheke": "installed with libsword-utils; not called",
                 "r-base-core": "Rscript reads the janeaustenr lazy-load data",
             },

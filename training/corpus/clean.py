@@ -110,7 +110,11 @@ def dict_documents(data: bytes, index: str) -> list[str]:
     spans = set()
     for line in index.splitlines():
         fields = line.split("\t")
-        if len(fields) < 3 or fields[0].startswith("00-database") or fields[0].startswith("00database"):
+        if (
+            len(fields) < 3
+            or fields[0].startswith("00-database")
+            or fields[0].startswith("00database")
+        ):
             continue
         spans.add((dictd_number(fields[1]), dictd_number(fields[2])))
     docs = []
@@ -191,7 +195,7 @@ def austen_documents(lines: list[str]) -> list[str]:
 
 
 def html_main_text(html: str) -> str:
-    """Text of the ``div[role=main]`` element of a Sphinx page, one block per line, ``¶`` dropped."""
+    """Text of the ``div[role=main]`` element of a Sphinx page: one block per line, no ``¶``."""
     from html.parser import HTMLParser
 
     blocks = {"p", "div", "li", "dt", "dd", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "br"}

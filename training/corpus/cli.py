@@ -9,7 +9,11 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Build, pack and unpack the English token corpus.", no_args_is_help=True)
+app = typer.Typer(
+    help="Build, pack and unpack the English token corpus.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.command()

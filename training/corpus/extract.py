@@ -56,7 +56,9 @@ def sword(src: Source, roots: Path, work: Path) -> list[str]:
     env = dict(os.environ, SWORD_PATH=str(sword_dir.resolve()))
     res = subprocess.run(["mod2imp", src.arg, "-s"], env=env, capture_output=True, check=True)
     text = res.stdout.decode("utf-8", errors="replace")
-    return clean.sword_documents(text, by_chapter=src.package.startswith(("sword-text", "sword-comm")))
+    return clean.sword_documents(
+        text, by_chapter=src.package.startswith(("sword-text", "sword-comm"))
+    )
 
 
 def dictd(src: Source, roots: Path, work: Path) -> list[str]:

@@ -30,7 +30,10 @@ def cut_sample(corpus: Path, out: Path, train_tokens: int, val_tokens: int) -> d
     va = _head_documents(ts.val, eot, val_tokens)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(corpus / "tokenizer.json", out / "tokenizer.json")
-    shas = {"train.bin": write_shard(out / "train.bin", tr), "val.bin": write_shard(out / "val.bin", va)}
+    shas = {
+        "train.bin": write_shard(out / "train.bin", tr),
+        "val.bin": write_shard(out / "val.bin", va),
+    }
     parent = ts.manifest
     manifest = {
         "format": FORMAT,
@@ -43,11 +46,18 @@ def cut_sample(corpus: Path, out: Path, train_tokens: int, val_tokens: int) -> d
         },
         "tokenizer": parent["tokenizer"],
         "shards": {
-            name: {"sha256": shas[name], "tokens": int(a.size), "bytes": int(a.size) * 2,
-                   "docs": int((a == eot).sum()), "dtype": "uint16 little-endian"}
+            name: {
+                "sha256": shas[name],
+                "tokens": int(a.size),
+                "bytes": int(a.size) * 2,
+                "docs": int((a == eot).sum()),
+                "dtype": "uint16 little-endian",
+            }
             for name, a in (("train.bin", tr), ("val.bin", va))
         },
-        "corpus_hash": corpus_hash(shas["train.bin"], shas["val.bin"], parent["tokenizer"]["sha256"]),
+        "corpus_hash": corpus_hash(
+            shas["train.bin"], shas["val.bin"], parent["tokenizer"]["sha256"]
+        ),
     }
     write_manifest(out, manifest)
     return manifest
