@@ -200,7 +200,7 @@ def numpy_groups(x, fmt_args, group_index_fn, scale="fp32"):
             _, e = np.frexp(np.float64(a))
             s = np.float32(2.0 ** np.clip(int(np.floor(np.log2(maxv))) - (e - 1), -126, 127))
         y = (g * s).astype(np.float32)
-        out[idx] = (fq_oracle(y, ebits, mbits) / s).astype(np.float32)
+        out[idx] = (fq_oracle(y, ebits, mbits) * (np.float32(1) / s)).astype(np.float32)
     return out
 
 

@@ -1,9 +1,10 @@
 """Pure-torch fake-quant: the definition of the semantics, on CPU and GPU.
 
-``x_q = Q(x * S) / S`` computed in float32, where ``S`` is one scale per group and ``Q`` rounds a
-float32 value onto the ExMy grid of an :class:`~training.quant.spec.FPFormat`. Every step is a
-correctly rounded float32 operation or exact integer bit manipulation, so the CUDA kernel
-(``csrc/fakequant.cu``) performs the same operations in the same order and must agree bit for bit.
+``x_q = Q(x * S) * (1 / S)`` computed in float32, where ``S`` is one scale per group and ``Q``
+rounds a float32 value onto the ExMy grid of an :class:`~training.quant.spec.FPFormat`. Every
+step is a correctly rounded float32 operation or exact integer bit manipulation, so the CUDA
+kernel (``csrc/kernels.cuh``) performs the same operations in the same order and must agree bit
+for bit.
 
 Scale (per group, from the absmax ``a`` of its finite elements):
 
@@ -11,6 +12,10 @@ Scale (per group, from the absmax ``a`` of its finite elements):
 - ``"pow2"``: ``S = 2**k``, ``k = clamp(max_exponent - floor(log2 a), -126, 127)`` (the OCP MX
   rule: the group max lands in the top binade ``[2**emax, 2**(emax+1))`` and may saturate);
 - an all-zero (or all non-finite) group gets ``S = 1``.
+
+De-scaling multiplies by the float32 reciprocal ``1 / S`` (one IEEE division per group, not per
+element: the kernel stays memory-bound). It equals a division by ``S`` exactly for power-of-two
+scales and to within one float32 ulp otherwise, below the output dtype's rounding.
 """
 
 import torch
@@ -151,6 +156,8 @@ def quantize_reference(x: torch.Tensor, fmt, granularity, dim: int = -1, scale: 
                        seed=None, stream: int = 0) -> torch.Tensor:
     """Fake-quantize ``x``: scale each group, round onto the ExMy grid, de-scale.
 
+    ``x_q = Q(x * S) * (1 / S)`` in float32, rounded to the output dtype.
+
     Parameters
     ----------
     x : torch.Tensor
@@ -196,7 +203,8 @@ def quantize_reference(x: torch.Tensor, fmt, granularity, dim: int = -1, scale: 
         state = seed_state(seed, x.device)
         rbits = random_bits(xf.numel(), state, stream).reshape(xf.shape)
     q = round_to_grid(xf * s, fmt, rbits)
-    return (q / s).reshape(x.shape).to(out_dtype)
+    inv = torch.ones_like(s) / s  # IEEE division, once per group
+    return (q * inv).reshape(x.shape).to(out_dtype)
 
 
 def _check_dim(dim: int, ndim: int) -> int:

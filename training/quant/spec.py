@@ -200,7 +200,8 @@ def parse_format(spec) -> FPFormat:
     spec : str or FPFormat
         ``"e4m3"`` (``finite`` convention), ``"e4m3fn"``, ``"e5m2_ieee"``, ``"fp8_e4m3"``, a named
         format (``"bf16"``, ``"fp16"``, ``"fp4"``, ``"fp6"``, ``"fp8"``), optionally followed by a
-        rounding suffix ``":rne"``, ``":away"`` or ``":sr"`` (stochastic). An FPFormat passes through.
+        rounding suffix ``":rne"``, ``":away"`` or ``":sr"`` (stochastic). An FPFormat passes
+        through.
 
     Returns
     -------

@@ -13,7 +13,8 @@ void dispatch_bf16_f32(const at::Tensor& x, at::Tensor& out, const QParams& p,
 bool pair_bf16_f32(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParams& pa,
              int64_t block_a, const QParams& pb, int64_t block_b, const int64_t* state,
              int stream_a, int stream_b) {
-  return pair_tile<__nv_bfloat16, float>(x, oa, ob, pa, block_a, pb, block_b, state, stream_a, stream_b);
+  return pair_tile<__nv_bfloat16, float>(x, oa, ob, pa, block_a, pb, block_b, state,
+                                   stream_a, stream_b);
 }
 
 }  // namespace detail

@@ -1,7 +1,8 @@
 // Fake-quant ExMy CUDA kernels.
 //
-// x_q = Q(x * S) / S in float32 with one scale S per group (see training/quant/reference.py,
-// which defines the semantics; this file repeats its operations in the same order). Build
+// x_q = Q(x * S) * (1 / S) in float32 with one scale S per group (see
+// training/quant/reference.py, which defines the semantics; this file repeats its operations in
+// the same order). Build
 // without --use_fast_math and with --fmad=false: subnormals must survive and no multiply may be
 // fused into an add.
 //
@@ -240,11 +241,12 @@ __device__ __forceinline__ void quant_store(const Pack<T, N>& v, float s, const 
 #pragma unroll
     for (int j = 0; j < N; ++j) r[j] = 0u;
   }
+  const float inv = __fdiv_rn(1.f, s);
   Pack<OutT, N> o;
 #pragma unroll
   for (int j = 0; j < N; ++j) {
     const float q = quant_elem(__fmul_rn(to_f(v.v[j]), s), p, r[j]);
-    o.v[j] = from_f<OutT>(__fdiv_rn(q, s));
+    o.v[j] = from_f<OutT>(__fmul_rn(q, inv));
   }
   *reinterpret_cast<Pack<OutT, N>*>(out + i0) = o;
 }
@@ -252,8 +254,9 @@ __device__ __forceinline__ void quant_store(const Pack<T, N>& v, float s, const 
 // Same with one scale per element.
 template <typename T, typename OutT, int N>
 __device__ __forceinline__ void quant_store_each(const Pack<T, N>& v, const float (&s)[N],
-                                                 const QParams& p, const int64_t* state,
-                                                 int stream, int64_t i0, OutT* out) {
+                                                 const float (&inv)[N], const QParams& p,
+                                                 const int64_t* state, int stream, int64_t i0,
+                                                 OutT* out) {
   uint32_t r[N];
   if (p.rounding == 2) {
     rand_pack<N>(make_rng(state, stream), i0, r);
@@ -265,7 +268,7 @@ __device__ __forceinline__ void quant_store_each(const Pack<T, N>& v, const floa
 #pragma unroll
   for (int j = 0; j < N; ++j) {
     const float q = quant_elem(__fmul_rn(to_f(v.v[j]), s[j]), p, r[j]);
-    o.v[j] = from_f<OutT>(__fdiv_rn(q, s[j]));
+    o.v[j] = from_f<OutT>(__fmul_rn(q, inv[j]));
   }
   *reinterpret_cast<Pack<OutT, N>*>(out + i0) = o;
 }
@@ -444,19 +447,20 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int j = 0; j < N; ++j) part[(slot * PC + cp) * N + j] = cm[j];
       }
       __syncthreads();
-      float s[N];
+      float s[N], inv[N];
 #pragma unroll
       for (int j = 0; j < N; ++j) {
         float m = 0.f;
         for (int q = 0; q < nslots; ++q) m = fmaxf(m, part[(q * PC + cp) * N + j]);
         s[j] = scale_of(m, pb);
+        inv[j] = __fdiv_rn(1.f, s[j]);
       }
       __syncthreads();
       if (cvalid) {
 #pragma unroll
         for (int k = 0; k < kTileRegs; ++k) {
           if (k < NP)
-            quant_store_each<T, OutT, N>(v[k], s, pb, state, stream_b,
+            quant_store_each<T, OutT, N>(v[k], s, inv, pb, state, stream_b,
                                          base + (r0 + k * rstep) * inner, out_b);
         }
       }
@@ -530,10 +534,13 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t c = i0 % inner, rest = i0 / inner;
       const int64_t r = rest % R, o = rest / R;
       const float* a = amax + (o * (R / B) + r / B) * inner + c;
-      float s[N];
+      float s[N], inv[N];
 #pragma unroll
-      for (int j = 0; j < N; ++j) s[j] = scale_of(a[j], p);
-      quant_store_each<T, OutT, N>(v, s, p, state, stream, i0, out);
+      for (int j = 0; j < N; ++j) {
+        s[j] = scale_of(a[j], p);
+        inv[j] = __fdiv_rn(1.f, s[j]);
+      }
+      quant_store_each<T, OutT, N>(v, s, inv, p, state, stream, i0, out);
     }
   }
 }
