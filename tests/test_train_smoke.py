@@ -193,7 +193,7 @@ def test_write_and_append(run, tmp_path):
 def test_run_id_ignores_paths_and_device():
     a = resolve(tiny(), False)
     assert run_id(a, "h") == run_id(replace(a, out="x.json", device="cuda", data="elsewhere",
-                                            cuda_graph=False), "h")
+                                            cuda_graph=False, group="g"), "h")
     assert run_id(a, "h") != run_id(replace(a, lr=1e-4), "h")
     assert run_id(a, "h") != run_id(a, "other-corpus")
     assert len(run_id(a, "h")) == 12

@@ -60,7 +60,7 @@ class TrainConfig:
 
 
 # Fields that do not change what a run computes: left out of the run id.
-NOT_IN_ID = ("data", "device", "cuda_graph", "out", "backend")
+NOT_IN_ID = ("data", "device", "cuda_graph", "out", "backend", "group")
 
 
 def _coerce(key, value, default):

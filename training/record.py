@@ -31,8 +31,8 @@ def run_id(cfg, corpus_hash):
     """Return a stable 12-hex-digit id of a resolved config.
 
     The id is the sha256 of the canonical JSON of the config without the fields that do not change
-    what is computed (output path, device, data path, CUDA graph, backend: ``NOT_IN_ID``), plus
-    the corpus hash, which identifies the data in place of its path.
+    what is computed (output path, device, data path, CUDA graph, backend, group label:
+    ``NOT_IN_ID``), plus the corpus hash, which identifies the data in place of its path.
 
     Parameters
     ----------
