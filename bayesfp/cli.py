@@ -61,6 +61,128 @@ def runs_command(
     _print_runs_summary(table, report, runs_file)
 
 
+@app.command("fit")
+def fit_command(
+    runs_file: Path = typer.Argument(
+        None, help="Run table (.csv/.parquet/.jsonl). Default: the shipped run data."
+    ),
+    law: str = typer.Option("sun", help="Law: chinchilla, kumar, sun or sun_sep."),
+    method: str = typer.Option("point", help="point (Huber + L-BFGS + bootstrap) or bayes."),
+    n_boot: int = typer.Option(200, "--n-boot", min=0, help="Bootstrap replicates (point)."),
+    level: float = typer.Option(0.9, min=0.01, max=0.999, help="Interval level."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(None, "--out", "-o",
+                             help="Write the result: JSON (point) or NetCDF (bayes)."),
+    pool_by: str = typer.Option(None, "--pool-by",
+                                help="bayes: run-table column to pool the precision "
+                                     "sensitivity over (e.g. operands, granularity, group)."),
+    prior: str = typer.Option("default", help="bayes: default, published, or a fit .nc file."),
+    draws: int = typer.Option(1000, min=10, help="bayes: draws per chain."),
+    tune: int = typer.Option(1000, min=10, help="bayes: tuning steps per chain."),
+    chains: int = typer.Option(4, min=1, help="bayes: chains."),
+):
+    """Fit a scaling law to a run table and print its coefficients with intervals.
+
+    --method point minimises a summed Huber loss (delta 1e-3) on log-loss with L-BFGS from a grid
+    of starts and bootstraps the runs for intervals. --method bayes samples the posterior.
+    """
+    from bayesfp.datasets import default_runs_path
+    from bayesfp.laws import get_law
+
+    law_obj = get_law(law)
+    runs_file = runs_file or default_runs_path()
+    method = method.lower()
+    if method == "bayes":
+        try:
+            from bayesfp.bayes.cli_fit import fit_bayes_command
+        except ImportError as exc:  # pragma: no cover - the bayes package ships with bayesfp
+            raise ValueError(f"--method bayes is unavailable: {exc}") from None
+        code = fit_bayes_command(runs_file, law=law_obj.name, pool_by=pool_by, prior=prior,
+                                 out=out, draws=draws, tune=tune, chains=chains, seed=seed,
+                                 level=level)
+        raise typer.Exit(code)
+    if method != "point":
+        raise ValueError(f"--method: unknown method {method!r}; choose point or bayes")
+    _fit_point_command(runs_file, law_obj.name, n_boot, level, seed, out)
+
+
+def _fit_point_command(runs_file, law, n_boot, level, seed, out):
+    import json
+
+    from rich.progress import Progress
+
+    from bayesfp.fit import fit_point
+    from bayesfp.runs import read_runs, validate_runs
+
+    table = read_runs(runs_file)
+    _, report = validate_runs(table)
+    console.print(f"[bold]{len(table)}[/] runs from {runs_file}; {report.excluded_message()}",
+                  highlight=False)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"fitting {law} + {n_boot} bootstraps", total=n_boot or 1)
+        fit = fit_point(table, law, n_boot=n_boot, seed=seed,
+                        progress=lambda i: bar.update(task, completed=i))
+    summary = fit.summary(level)
+    t = Table(title=f"{law} point fit on {fit.n_runs} runs "
+                    f"(Huber delta 1e-3 on log-loss; {n_boot} bootstraps, {level:.0%} intervals)",
+              title_justify="left")
+    for col in ("coefficient", "estimate", "lo", "hi", "note"):
+        t.add_column(col, justify="left" if col in ("coefficient", "note") else "right")
+    for name, row in summary.iterrows():
+        note = "fixed" if row["fixed"] else ""
+        t.add_row(name, f"{row['estimate']:.5g}", f"{row['lo']:.5g}", f"{row['hi']:.5g}", note)
+    console.print(t)
+    resid = fit.residuals
+    console.print(f"residual sd of log-loss: {float(resid.std()):.4g}; "
+                  f"objective {fit.objective:.4g}", highlight=False)
+    derived = _point_derived(fit, table)
+    if out is not None:
+        payload = {
+            "law": fit.law, "method": "point", "runs_file": str(runs_file), "n_runs": fit.n_runs,
+            "excluded": fit.excluded, "level": level, "n_boot": n_boot, "seed": seed,
+            "estimates": fit.estimates, "fixed": fit.fixed,
+            "intervals": {k: [float(r["lo"]), float(r["hi"])] for k, r in summary.iterrows()},
+            "bootstrap": fit.boot.to_dict(orient="list"),
+            "residual_sd": float(resid.std()), "derived": derived,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1, default=float))
+        tmp.replace(out)
+        console.print(f"wrote {out}")
+
+
+def _point_derived(fit, table):
+    """Print and return derived quantities of a Sun-law point fit."""
+    if fit.law not in ("sun", "sun_sep"):
+        return {}
+    import numpy as np
+
+    from bayesfp.fit.tables import dcrit_table, split_table
+    from bayesfp.laws.inputs import block_log2
+
+    quant = table[(table["operands"] != "none") & (table["status"] == "ok")]
+    formats = sorted({(int(e), int(m)) for e, m in zip(quant["E"], quant["M"])})
+    blocks = quant["B"][quant["B"].str.fullmatch(r"\d+")]
+    log2B = float(np.log2(int(blocks.mode().iloc[0]))) if len(blocks) else 7.0
+    Ns = sorted(table["N"].unique())
+    dc = dcrit_table(fit.estimates, Ns, formats, log2B, fit.law)
+    t = Table(title=f"critical data size D_crit (tokens) at B = {2 ** log2B:.0f}",
+              title_justify="left")
+    t.add_column("N")
+    for c in dc.columns:
+        t.add_column(c, justify="right")
+    for n, row in dc.iterrows():
+        t.add_row(_si(n), *[_si(v) for v in row])
+    console.print(t)
+    sp = split_table(fit.estimates, list(range(4, 13)) + [16], fit.law)
+    console.print("best (E, M) per bit width P: " + ", ".join(
+        f"P{P}: {r['format']}" for P, r in sp.iterrows()), highlight=False)
+    return {"log2B": log2B, "dcrit": {c: dict(zip(map(float, dc.index), map(float, dc[c])))
+                                      for c in dc.columns},
+            "best_split": {int(P): r["format"] for P, r in sp.iterrows()}}
+
+
 # ---------------------------------------------------------------------------------------------
 # Printing helpers
 # ---------------------------------------------------------------------------------------------
