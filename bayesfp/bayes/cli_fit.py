@@ -17,6 +17,7 @@ as failed, and a red warning says so). Bad input raises ``ValueError``/``OSError
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from bayesfp.console import console, err_console
@@ -72,7 +73,7 @@ def coefficient_table(fit, hdi_prob: float = 0.9) -> Table:
         for g in post[name]["group"].values:
             da = post[name].sel(group=g)
             h = np.asarray(az.hdi(da, prob=hdi_prob).values)
-            t.add_row(f"{name}[{g}]", _fmt(float(da.mean())), _fmt(float(da.std())),
+            t.add_row(escape(f"{name}[{g}]"), _fmt(float(da.mean())), _fmt(float(da.std())),
                       f"{_fmt(h[0])}, {_fmt(h[1])}", "", "", "")
     return t
 
