@@ -183,6 +183,24 @@ def _point_derived(fit, table):
             "best_split": {int(P): r["format"] for P, r in sp.iterrows()}}
 
 
+@app.command("pipeline")
+def pipeline_command(
+    runs_file: Path = typer.Argument(
+        None, help="Run table. Default: the shipped run data (bayesfp/data)."
+    ),
+    law: str = typer.Option("sun", help="Law to fit."),
+    n_boot: int = typer.Option(200, "--n-boot", min=0, help="Bootstrap replicates."),
+    out_dir: Path = typer.Option(Path("out"), "--out-dir", "-o", help="Where outputs go."),
+    seed: int = typer.Option(0, help="Random seed."),
+):
+    """The main job: fit the law to the run table and write the results to OUT_DIR."""
+    from bayesfp.datasets import default_runs_path
+
+    runs_file = runs_file or default_runs_path()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _fit_point_command(runs_file, law, n_boot, 0.9, seed, out_dir / f"{law}_point.json")
+
+
 # ---------------------------------------------------------------------------------------------
 # Printing helpers
 # ---------------------------------------------------------------------------------------------

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/venv.sh
-exec .venv/bin/bayesfp main "$@"
+exec .venv/bin/bayesfp pipeline "$@"
