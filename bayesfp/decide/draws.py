@@ -1,0 +1,165 @@
+"""Posterior draws of a law as flat arrays, and the loss they predict for a format.
+
+A decision needs, per posterior draw s, the law's mean loss for each candidate and the noise sd
+of a new run's measured log-loss. :class:`PosteriorDraws` holds exactly that: the law, its
+coefficients as arrays of shape ``(S,)`` and the noise sd ``sigma`` (log-loss). It is built from
+a saved fit by :func:`draws_from_fit` or directly from arrays (simulations, tests).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bayesfp.decide.problem import Format
+from bayesfp.laws.base import Law
+from bayesfp.laws.inputs import law_inputs
+from bayesfp.laws.registry import get_law
+
+# Degrees of freedom of the Student-t likelihood of robust fits (bayesfp.bayes.models).
+ROBUST_NU = 4.0
+
+
+@dataclass(frozen=True)
+class PosteriorDraws:
+    """Coefficient draws of one law, flattened over chains.
+
+    Parameters
+    ----------
+    law : Law or str
+        The law the coefficients belong to.
+    params : mapping
+        Coefficients by name (``log_<name>`` or ``<name>``), arrays of shape ``(S,)`` or scalars
+        (fixed coefficients).
+    sigma : array, shape (S,)
+        Noise sd of a run's measured log-loss.
+    robust : bool
+        Student-t noise (4 degrees of freedom) instead of normal.
+    inputs_kw : mapping
+        Keywords of :func:`bayesfp.laws.law_inputs` the fit used (``channel_log2b``, ...).
+    runs : pandas.DataFrame, optional
+        The fitted run table (used to place default candidate runs near the data).
+    """
+
+    law: Law
+    params: Mapping
+    sigma: np.ndarray
+    robust: bool = False
+    inputs_kw: Mapping = field(default_factory=dict)
+    runs: pd.DataFrame | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "law", get_law(self.law))
+        params = {k: (np.asarray(v, dtype=float).ravel() if np.ndim(v) else float(v))
+                  for k, v in self.params.items()}
+        sizes = {v.size for v in params.values() if isinstance(v, np.ndarray)}
+        sigma = np.asarray(self.sigma, dtype=float).ravel()
+        sizes.add(sigma.size)
+        if len(sizes - {1}) > 1:
+            raise ValueError(f"draws: coefficient arrays differ in length ({sorted(sizes)})")
+        n = max(sizes)
+        if sigma.size == 1:
+            sigma = np.full(n, float(sigma[0]))
+        if np.any(~np.isfinite(sigma)) or np.any(sigma <= 0):
+            raise ValueError("draws: noise sd sigma must be positive and finite")
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "sigma", sigma)
+
+    @property
+    def size(self) -> int:
+        """Number of draws S."""
+        return int(self.sigma.size)
+
+    def take(self, idx) -> "PosteriorDraws":
+        """The draws at the given indices (thinning, resampling)."""
+        idx = np.asarray(idx)
+        params = {k: (v[idx] if isinstance(v, np.ndarray) and v.size > 1 else v)
+                  for k, v in self.params.items()}
+        return PosteriorDraws(self.law, params, self.sigma[idx], self.robust, self.inputs_kw,
+                              self.runs)
+
+    def format_inputs(self, fmt: Format) -> dict:
+        """The law's inputs other than N and D for a run in ``fmt`` (floats)."""
+        row = pd.DataFrame([fmt.run_row(1.0, 1.0)])
+        x = law_inputs(row, **dict(self.inputs_kw))
+        return {k: float(x[k][0]) for k in self.law.inputs if k not in ("N", "D")}
+
+    def loss(self, fmt: Format, N, D):
+        """Mean loss (nats/token) of each draw for runs in ``fmt``.
+
+        Parameters
+        ----------
+        N, D : float or array
+            Scalars, shape ``(S,)``, or shape ``(S, k)`` / ``(1, k)`` (k runs per draw; the
+            coefficients are then broadcast as ``(S, 1)``).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``np.broadcast(draws, N, D)``.
+        """
+        N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+        extra = max(N.ndim, D.ndim, 1) - 1
+        params = {k: (v.reshape(v.shape + (1,) * extra) if isinstance(v, np.ndarray)
+                      and extra > 0 else v) for k, v in self.params.items()}
+        x = self.format_inputs(fmt)
+        shape = np.broadcast_shapes(N.shape, D.shape)
+        x = {k: np.full(shape, v) for k, v in x.items()} | {"N": N, "D": D}
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.law.loss(params, x)
+        full = np.broadcast_shapes(np.shape(out), (self.size,) + (1,) * extra)
+        return np.array(np.broadcast_to(out, full), dtype=float)
+
+
+def _flatten(da) -> np.ndarray:
+    return np.asarray(da.transpose("chain", "draw", ...).values, dtype=float).reshape(-1)
+
+
+def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = None,
+                   thin: int = 1) -> PosteriorDraws:
+    """Posterior draws of a saved Bayesian fit (see :mod:`bayesfp.bayes.io`).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree or path
+        A fit, or the path of its NetCDF file (loaded with its hash checked).
+    group : str, optional
+        For a pooled fit, use this group's precision sensitivity (default: the global one,
+        the mean over groups).
+    sigma_group : str, optional
+        For a fit with one noise sd per group, the group a new run would belong to (default:
+        the root mean square over groups).
+    thin : int
+        Keep every thin-th draw.
+
+    Returns
+    -------
+    PosteriorDraws
+    """
+    from bayesfp.bayes.derived import coefficients
+    from bayesfp.bayes.io import fit_info, fit_table, load_fit
+
+    if not hasattr(tree, "children"):
+        tree = load_fit(tree)
+    if thin < 1:
+        raise ValueError(f"thin: must be at least 1, got {thin}")
+    info = fit_info(tree)
+    coefs = coefficients(tree, group)
+    params = {k: (_flatten(v)[::thin] if hasattr(v, "dims") else float(v))
+              for k, v in coefs.items()}
+    sig = tree["posterior"]["sigma"]
+    if "sigma_group" in sig.dims:
+        if sigma_group is None:
+            sigma = np.sqrt((sig ** 2).mean("sigma_group"))
+        else:
+            if sigma_group not in list(sig["sigma_group"].values):
+                raise ValueError(f"sigma_group: {sigma_group!r} has no fitted noise sd (groups: "
+                                 f"{', '.join(map(str, sig['sigma_group'].values))})")
+            sigma = sig.sel(sigma_group=sigma_group)
+    else:
+        sigma = sig
+    return PosteriorDraws(info["law"], params, _flatten(sigma)[::thin],
+                          robust=bool(info.get("robust", False)),
+                          inputs_kw=info.get("inputs_kw") or {},
+                          runs=fit_table(tree, fitted_only=True))
