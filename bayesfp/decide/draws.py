@@ -65,6 +65,7 @@ class PosteriorDraws:
             raise ValueError("draws: noise sd sigma must be positive and finite")
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "_inputs", {})
 
     @property
     def size(self) -> int:
@@ -81,9 +82,12 @@ class PosteriorDraws:
 
     def format_inputs(self, fmt: Format) -> dict:
         """The law's inputs other than N and D for a run in ``fmt`` (floats)."""
-        row = pd.DataFrame([fmt.run_row(1.0, 1.0)])
-        x = law_inputs(row, **dict(self.inputs_kw))
-        return {k: float(x[k][0]) for k in self.law.inputs if k not in ("N", "D")}
+        if fmt not in self._inputs:
+            row = pd.DataFrame([fmt.run_row(1.0, 1.0)])
+            x = law_inputs(row, **dict(self.inputs_kw))
+            self._inputs[fmt] = {k: float(x[k][0]) for k in self.law.inputs
+                                 if k not in ("N", "D")}
+        return self._inputs[fmt]
 
     def loss(self, fmt: Format, N, D):
         """Mean loss (nats/token) of each draw for runs in ``fmt``.

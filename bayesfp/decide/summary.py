@@ -1,0 +1,166 @@
+"""A decision and its next-run ranking as plain dicts (for JSON and the report).
+
+:func:`solve` runs the whole analysis on posterior draws; :func:`decision_to_dict` turns the
+result into built-in types only; :func:`decision_for_report` does both from a fit.
+"""
+
+import numpy as np
+import pandas as pd
+
+from bayesfp.decide.analysis import Decision, decide
+from bayesfp.decide.draws import PosteriorDraws, draws_from_fit
+from bayesfp.decide.evsi import default_candidates, rank_experiments, read_candidates
+from bayesfp.decide.problem import (
+    DEFAULT_BLOCK,
+    DEFAULT_FORMATS,
+    SUN_K,
+    DecisionProblem,
+    make_problem,
+)
+
+# A candidate other than the Bayes choice is "plausible" while P(best) is at least this.
+PLAUSIBLE = 0.05
+# Allocations this many times beyond the fitted N or D are flagged as extrapolations.
+EXTRAPOLATION = 10.0
+
+
+def verdicts(p_best: np.ndarray, choice: int) -> list[str]:
+    """``choose`` for the Bayes choice, ``plausible`` for others with P(best) >= 0.05,
+    ``worse`` for the rest."""
+    return ["choose" if i == choice else ("plausible" if p >= PLAUSIBLE else "worse")
+            for i, p in enumerate(p_best)]
+
+
+def solve(draws: PosteriorDraws, problem: DecisionProblem, next_runs="auto",
+          hdi_prob: float = 0.9, seed: int = 0, n_outer: int = 400
+          ) -> tuple[Decision, pd.DataFrame | None]:
+    """Decide and rank candidate runs.
+
+    Parameters
+    ----------
+    next_runs : "auto", None, path or list of Experiment
+        Candidate runs: ``auto`` (the default set, see
+        :func:`bayesfp.decide.evsi.default_candidates`), a CSV (``N, D, format[, cost]``), a
+        list, or None for no ranking.
+
+    Returns
+    -------
+    (Decision, pandas.DataFrame or None)
+    """
+    decision = decide(draws, problem, hdi_prob)
+    if next_runs is None or (isinstance(next_runs, str) and next_runs.lower() == "none"):
+        return decision, None
+    if isinstance(next_runs, str) and next_runs.lower() == "auto":
+        cands = default_candidates(draws, problem)
+    elif isinstance(next_runs, list):
+        cands = next_runs
+    else:
+        cands = read_candidates(next_runs, problem)
+    return decision, rank_experiments(draws, decision, cands, n_outer=n_outer, seed=seed)
+
+
+def _f(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
+                     draws: PosteriorDraws | None = None) -> dict:
+    """A decision (and next-run ranking) as a dict of built-in types.
+
+    Returns
+    -------
+    dict
+        ``situation`` (mode, budget, N, D, cost unit, price, cost model), ``choice``,
+        ``candidates`` (per format: E, M, B, P, N, D, cost, ``expected_loss``, ``interval``,
+        ``p_best``, ``regret``, ``verdict``; at a budget also ``N_interval``, ``D_interval`` of
+        the per-draw optimum), ``evpi``, ``evpi_allocation``, ``units``, ``hdi_prob``,
+        ``next_runs`` (list of dicts, best first, or None) and ``notes``.
+    """
+    p = decision.problem
+    s, a = decision.summary, decision.actions
+    verdict = verdicts(s["p_best"], s["choice"])
+    cands = []
+    for i, fmt in enumerate(p.formats):
+        row = {"format": fmt.name, "E": fmt.E, "M": fmt.M, "B": fmt.B, "P": fmt.P,
+               "N": float(a.N[i]), "D": float(a.D[i]), "cost": float(a.cost[i]),
+               "expected_loss": float(s["expected_loss"][i]),
+               "interval": [float(v) for v in s["interval"][i]],
+               "expected_utility": float(s["expected_utility"][i]),
+               "p_best": float(s["p_best"][i]), "regret": float(s["regret"][i]),
+               "verdict": verdict[i]}
+        if decision.allocation is not None:
+            al = decision.allocation[fmt.name]
+            row["N_interval"] = [float(v) for v in al["N_hdi"]]
+            row["D_interval"] = [float(v) for v in al["D_hdi"]]
+        cands.append(row)
+    cost = p.cost
+    cost_model = ({"kind": "flops", "k": cost.k, "b": cost.b} if cost.unit == "FLOPs" else
+                  {"kind": "throughput", "tokens_per_s": dict(cost.tokens_per_s),
+                   "N_ref": dict(cost.N_ref) if cost.N_ref else None})
+    notes = []
+    if draws is not None and draws.runs is not None and len(draws.runs):
+        n_max, d_max = float(draws.runs["N"].max()), float(draws.runs["D"].max())
+        for c in cands:
+            for key, top in (("N", n_max), ("D", d_max)):
+                if c[key] > EXTRAPOLATION * top:
+                    notes.append(f"{c['format']}: {key} = {c[key]:.3g} is "
+                                 f"{c[key] / top:.0f}x the largest fitted {key}; the law is "
+                                 "extrapolated there")
+    if ranking is not None and not ranking["reliable"].all():
+        bad = ranking.loc[~ranking["reliable"], "run"].tolist()
+        notes.append("EVSI overestimated (few draws keep weight after reweighting) for: "
+                     + ", ".join(bad))
+    units = "nats/token" if p.price == 0 else f"nats/token + price x {cost.unit}"
+    return {
+        "situation": {"mode": p.mode, "budget": _f(p.budget), "N": _f(p.N), "D": _f(p.D),
+                      "cost_unit": cost.unit, "price": float(p.price), "cost_model": cost_model},
+        "choice": decision.choice.name,
+        "candidates": cands,
+        "evpi": float(s["evpi"]),
+        "evpi_allocation": _f(decision.evpi_allocation),
+        "units": units,
+        "hdi_prob": decision.hdi_prob,
+        "n_draws": int(a.loss.shape[0]),
+        "next_runs": None if ranking is None else [
+            {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+            for r in ranking.to_dict("records")],
+        "notes": notes,
+    }
+
+
+def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMATS,
+                        block=DEFAULT_BLOCK, k: float = SUN_K, b: float = 0.0, throughput=None,
+                        price=None, next_runs="auto", hdi_prob: float = 0.9, seed: int = 0,
+                        group: str | None = None) -> dict:
+    """The decision section of a report, as a plain dict.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree, path or PosteriorDraws
+        A Bayesian fit (or draws already extracted).
+    budget, N, D, formats, block, k, b, throughput, price
+        The decision problem (see :func:`bayesfp.decide.problem.make_problem`).
+    next_runs : "auto", None or path
+        Candidate runs to rank (see :func:`solve`).
+    hdi_prob : float
+        Mass of the intervals.
+    seed : int
+        Seed of the EVSI simulation.
+    group : str, optional
+        Group of a pooled fit whose precision sensitivity to use.
+
+    Returns
+    -------
+    dict
+        See :func:`decision_to_dict`.
+
+    Examples
+    --------
+    >>> d = decision_for_report("fit.nc", budget=1e21)            # doctest: +SKIP
+    >>> d["choice"], d["evpi"], d["next_runs"][0]["run"]          # doctest: +SKIP
+    """
+    draws = fit if isinstance(fit, PosteriorDraws) else draws_from_fit(fit, group=group)
+    problem = make_problem(formats, budget=budget, N=N, D=D, block=block, k=k, b=b,
+                           throughput=throughput, price=price)
+    decision, ranking = solve(draws, problem, next_runs, hdi_prob, seed)
+    return decision_to_dict(decision, ranking, draws)
