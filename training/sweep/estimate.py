@@ -153,8 +153,9 @@ class Estimator:
                          f"{GPU_PEAK_FLOPS / 1e12:.0f} TFLOP/s, at least "
                          f"{GPU_MIN_STEP_S * 1e3:.1f} ms per step; quantized runs "
                          f"{QUANT_SLOWDOWN:g}x slower")
-            lines.append(f"{self.per_device} runs per GPU give {pack_gain(self.per_device, 'gpu'):.2f}x "
-                         f"the throughput of one; start-up {STARTUP_S['gpu']:.0f} s per run")
+            gain = pack_gain(self.per_device, "gpu")
+            lines.append(f"{self.per_device} runs per GPU give {gain:.2f}x the throughput of "
+                         f"one; start-up {STARTUP_S['gpu']:.0f} s per run")
         else:
             lines.append(f"unmeasured sizes: FLOPs (model + LM head) at {CPU_FLOPS / 1e9:g} "
                          f"GFLOP/s per process; quantized runs {QUANT_SLOWDOWN:g}x slower; "
@@ -208,8 +209,8 @@ def describe(plan, done, estimator, n_devices):
     for name, counter in by.items():
         lines.append(_count_line(name, counter, order.get(name)))
     status = Counter(done[r.run_id].get("status") for r in runs if r.run_id in done)
-    lines.append(f"done: {len(runs) - len(todo)} ({', '.join(f'{k} {v}' for k, v in status.items()) or 'none'}); "
-                 f"to run: {len(todo)}")
+    status_text = ", ".join(f"{k} {v}" for k, v in status.items()) or "none"
+    lines.append(f"done: {len(runs) - len(todo)} ({status_text}); to run: {len(todo)}")
     extra = len([k for k in done if k not in {r.run_id for r in runs}])
     if extra:
         lines.append(f"the run table also holds {extra} records of runs not in this grid")
