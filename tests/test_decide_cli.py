@@ -61,6 +61,7 @@ def test_decide_command_picks_the_true_best(fit_path, tmp_path, capsys, situatio
 def test_budget_decision_for_report(fit_path):
     res = decision_for_report(fit_path, budget=1e21, formats=FORMATS, next_runs=None)
     assert res["situation"]["mode"] == "budget"
+    assert res["choice"] == _truth_choice(make_problem(FORMATS, budget=1e21))
     assert res["next_runs"] is None
     for c in res["candidates"]:
         lo, hi = c["N_interval"]

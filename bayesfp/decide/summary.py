@@ -106,6 +106,11 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
                     notes.append(f"{c['format']}: {key} = {c[key]:.3g} is "
                                  f"{c[key] / top:.0f}x the largest fitted {key}; the law is "
                                  "extrapolated there")
+    if ranking is not None and p.budget is not None:
+        dear = ranking.loc[ranking["cost"] > p.budget, "run"].tolist()
+        if dear:
+            notes.append(f"{len(dear)} candidate run(s) cost more than the budget they would "
+                         f"inform ({', '.join(dear[:3])}{', ...' if len(dear) > 3 else ''})")
     if ranking is not None and not ranking["reliable"].all():
         bad = ranking.loc[~ranking["reliable"], "run"].tolist()
         notes.append("EVSI overestimated (few draws keep weight after reweighting) for: "
