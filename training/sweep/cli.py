@@ -35,6 +35,8 @@ def sweep(
                                       "(0: no limit)."),
     throughput: str = typer.Option("", "--throughput", help="Measured tokens/s (JSON of "
                                    "benchmarks/bench_train.py) for the time estimates."),
+    gpus: str = typer.Option("", "--gpus", help="Comma-separated GPU indices to use (default: "
+                             "all visible). With --dry-run, plans for them even without a GPU."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
     """Run (or with --dry-run, plan) every run of GRID that OUT does not hold yet."""
@@ -44,7 +46,8 @@ def sweep(
         result = run_sweep(grid, out, per_gpu=per_gpu, executor=executor, dry_run=dry_run,
                            max_minutes=max_minutes, retry_failed=retry_failed, retries=retries,
                            run_timeout=run_timeout, throughput=throughput or None,
-                           address=address or None, progress=not quiet, echo=typer.echo)
+                           address=address or None, progress=not quiet, echo=typer.echo,
+                           gpus=[g.strip() for g in gpus.split(",") if g.strip()] or None)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -165,7 +165,8 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
     progress : bool
         Show a progress bar.
     gpus : list of str, optional
-        GPU indices for the local executor; default the visible ones.
+        GPU indices for the local executor; default the visible ones. A dry run takes any list,
+        to plan for GPUs this machine does not have.
     echo : callable
         Prints the plan and summary lines.
 
@@ -189,6 +190,11 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
     plan = expand(load_grid(grid_path))
     if gpus is None:
         gpus = visible_gpus() if executor == "local" else _ray_gpus()
+    elif not dry_run and executor == "local":
+        missing = [g for g in gpus if g not in visible_gpus()]
+        if missing:
+            raise ValueError(f"gpus: {', '.join(missing)} not visible (CUDA_VISIBLE_DEVICES or "
+                             f"no CUDA)")
     device = "gpu" if gpus else "cpu"
     estimator = Estimator(device, per_gpu, table)
     n_devices = max(1, len(gpus)) if device == "gpu" else 1
