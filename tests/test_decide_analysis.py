@@ -2,6 +2,7 @@
 compute-optimal re-allocation per format, and decisions on draws whose truth is known."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayesfp.decide.analysis import (
@@ -113,7 +114,7 @@ def test_sun_allocation_is_the_minimum_over_a_fine_grid():
         alloc = per_draw_allocation(draws, problem, fmt)
         N = np.exp(np.linspace(np.log(1e7), np.log(1e12), 20001))
         D = 1e21 / problem.cost.cost(fmt, N, 1.0)
-        x = law_inputs(__import__("pandas").DataFrame([fmt.run_row(1, 1)]))
+        x = law_inputs(pd.DataFrame([fmt.run_row(1, 1)]))
         L = law.loss(SUN_2025, {"N": N, "D": D, "E": x["E"][0], "M": x["M"][0],
                                 "log2B": x["log2B"][0]})
         assert alloc["loss"][0] <= L.min() + 1e-9

@@ -4,7 +4,7 @@
 
     decide_command(fit_path, budget=None, N=None, D=None, formats="e2m1,e3m2,e4m3,bf16",
                    block=128, k=6/16, b=0.0, throughput=None, price=None, next_runs=None,
-                   out_json=None, hdi_prob=0.9, seed=0) -> int
+                   out_json=None, hdi_prob=0.9, seed=0, group=None) -> int
 
 It loads the fit, solves the decision on its posterior draws, ranks candidate runs by EVSI per
 unit cost, prints both as rich tables and writes them as JSON. It returns 0, or 1 when the fit
@@ -108,7 +108,7 @@ def write_json(result: dict, path) -> Path:
 def decide_command(fit_path, budget=None, N=None, D=None, formats=DEFAULT_FORMATS,
                    block=DEFAULT_BLOCK, k: float = SUN_K, b: float = 0.0, throughput=None,
                    price=None, next_runs=None, out_json=None, hdi_prob: float = 0.9,
-                   seed: int = 0) -> int:
+                   seed: int = 0, group: str | None = None) -> int:
     """Which format to train in, how sure to be, and which run to make next.
 
     Parameters
@@ -137,6 +137,9 @@ def decide_command(fit_path, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
         Mass of the intervals.
     seed : int
         Seed of the EVSI simulation.
+    group : str, optional
+        Group of a pooled fit whose precision sensitivity to decide with (default: the global
+        one, the mean over groups).
 
     Returns
     -------
@@ -151,7 +154,7 @@ def decide_command(fit_path, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
                            throughput=throughput, price=price)
     tree = load_fit(fit_path)
     gate = fit_info(tree).get("gate", {})
-    draws = draws_from_fit(tree)
+    draws = draws_from_fit(tree, group=group)
     decision, ranking = solve(draws, problem, "auto" if next_runs is None else next_runs,
                               hdi_prob, seed)
     result = decision_to_dict(decision, ranking, draws)

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesfp.bayes.models import ROBUST_NU
 from bayesfp.decide.problem import Format
 from bayesfp.laws.base import Law
 from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.registry import get_law
 
-# Degrees of freedom of the Student-t likelihood of robust fits (bayesfp.bayes.models).
-ROBUST_NU = 4.0
+__all__ = ["ROBUST_NU", "PosteriorDraws", "draws_from_fit"]
 
 
 @dataclass(frozen=True)
