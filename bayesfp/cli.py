@@ -183,6 +183,49 @@ def _point_derived(fit, table):
             "best_split": {int(P): r["format"] for P, r in sp.iterrows()}}
 
 
+@app.command("decide")
+def decide_cmd(
+    fit_file: Path = typer.Argument(
+        ..., help="A Bayesian fit (.nc) from `bayesfp fit --method bayes -o FIT.nc`."),
+    budget: float = typer.Option(None, "--budget",
+                                 help="Compute budget: FLOPs, or GPU-hours with --throughput."),
+    N: float = typer.Option(None, "--N", help="Fixed non-embedding parameters."),
+    D: float = typer.Option(None, "--D", help="Fixed training tokens."),
+    formats: str = typer.Option("e2m1,e3m2,e4m3,bf16",
+                                help="Candidate formats, comma-separated: eXmY, eXmY/B, "
+                                     "fp8_e4m3, bf16."),
+    block: str = typer.Option("128", help="Block size of quantized candidates: an integer or "
+                                          "channel."),
+    k: float = typer.Option(6.0 / 16.0, help="FLOP cost C = k (P + b) N D: FLOPs per "
+                                             "parameter, token and bit."),
+    b: float = typer.Option(0.0, help="Bits added to P in the FLOP cost."),
+    throughput: Path = typer.Option(None, help="CSV format,tokens_per_s[,N]: costs and budget "
+                                               "in GPU-hours."),
+    price: float = typer.Option(None, help="Loss (nats/token) worth one unit of cost "
+                                           "(FLOP or GPU-hour)."),
+    next_runs: str = typer.Option(None, "--next-runs",
+                                  help="Candidate runs: CSV with N,D,format[,cost], or none. "
+                                       "Default: a set around the fitted runs."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the decision as JSON."),
+    hdi_prob: float = typer.Option(0.9, "--hdi-prob", min=0.01, max=0.999,
+                                   help="Mass of the intervals."),
+    seed: int = typer.Option(0, help="Seed of the EVSI simulation."),
+    group: str = typer.Option(None, help="Pooled fits: decide with this group's precision "
+                                         "sensitivity."),
+):
+    """Which format to train in under posterior uncertainty, and which run to make next.
+
+    Prints expected loss, P(best), regret and EVPI per candidate format, and ranks candidate
+    runs by expected value of sample information per unit cost (docs/decisions.md).
+    """
+    from bayesfp.decide.cli_decide import decide_command as run_decide
+
+    code = run_decide(fit_file, budget=budget, N=N, D=D, formats=formats, block=block, k=k,
+                      b=b, throughput=throughput, price=price, next_runs=next_runs,
+                      out_json=out, hdi_prob=hdi_prob, seed=seed, group=group)
+    raise typer.Exit(code)
+
+
 @app.command("pipeline")
 def pipeline_command(
     runs_file: Path = typer.Argument(
