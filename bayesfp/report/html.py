@@ -1,0 +1,242 @@
+"""Assemble a fit report: one self-contained ``index.html`` plus its figures as files.
+
+The page needs nothing from outside: figures are base64 PNG ``data:`` URIs, tables are HTML,
+the style sheet is inline, and there is no script. It reads on a laptop screen (a 1100 px
+column with a table of contents) and opens offline.
+"""
+
+import base64
+import datetime
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from bayesfp.bayes.io import fit_info, fit_table, load_fit
+from bayesfp.report import sections as S
+
+# Resolution of the PNG figures: a 10-inch figure fills the 1000 px column at 100 dpi.
+DPI = 100
+
+CSS = """
+:root { --fg: #1d2329; --muted: #5b6670; --line: #d9dee3; --bg: #ffffff; --soft: #f4f6f8; }
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--soft); color: var(--fg);
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 40px 60px; background: var(--bg);
+  min-height: 100vh; }
+h1 { font-size: 26px; margin: 8px 0 4px; }
+h2 { font-size: 21px; margin: 36px 0 10px; padding-top: 10px; border-top: 2px solid var(--line); }
+h3 { font-size: 16px; margin: 24px 0 8px; }
+p { margin: 8px 0; }
+.meta { color: var(--muted); font-size: 13px; }
+code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px;
+  background: var(--soft); padding: 1px 4px; border-radius: 3px; }
+nav.toc { background: var(--soft); border: 1px solid var(--line); border-radius: 6px;
+  padding: 8px 20px; margin: 16px 0; }
+nav.toc h2 { border: 0; margin: 4px 0; padding: 0; font-size: 16px; }
+nav.toc ol { margin: 4px 0; padding-left: 22px; columns: 2; }
+nav.toc a { color: #1f5fa0; text-decoration: none; }
+.verdict { border-radius: 6px; padding: 12px 16px; margin: 14px 0; border: 2px solid; }
+.verdict.pass { background: #eaf6ec; border-color: #2e8b47; }
+.verdict.pass strong { color: #1e6b34; }
+.verdict.fail { background: #fdecea; border-color: #c62828; color: #8e1b1b; }
+.verdict.fail strong { color: #c62828; font-size: 17px; }
+.verdict ul { margin: 6px 0; }
+.warnings li { color: #8a5300; }
+.notice { font-weight: 600; color: #8a5300; }
+.table-wrap { overflow-x: auto; margin: 8px 0 14px; }
+table.data { border-collapse: collapse; font-size: 13px; }
+table.data th, table.data td { border-bottom: 1px solid var(--line); padding: 3px 10px;
+  text-align: right; vertical-align: top; }
+table.data thead th { border-bottom: 2px solid #9aa5b1; background: var(--soft); }
+table.data tbody th { text-align: left; font-weight: 600; }
+table.data td:only-of-type { text-align: left; }
+figure { margin: 12px 0 20px; }
+figure img { max-width: 100%; height: auto; display: block; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+.side { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.side figure { flex: 1 1 560px; margin-top: 0; }
+.side .table-wrap { flex: 0 1 auto; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+class FigureSink:
+    """Render figures to PNG once: embed the bytes as base64 and write them (and SVG) to files."""
+
+    def __init__(self, fig_dir: Path | None, svg: bool = False, dpi: int = DPI):
+        self.fig_dir, self.svg, self.dpi = fig_dir, svg, dpi
+        self.written: list[Path] = []
+        if fig_dir is not None:
+            fig_dir.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, fig, name: str, caption: str) -> str:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi)
+        png = buf.getvalue()
+        if self.fig_dir is not None:
+            path = self.fig_dir / f"{name}.png"
+            path.write_bytes(png)
+            self.written.append(path)
+            if self.svg:
+                path = self.fig_dir / f"{name}.svg"
+                fig.savefig(path, format="svg")
+                self.written.append(path)
+        data = base64.b64encode(png).decode("ascii")
+        cap = html.escape(caption)
+        return (f'<figure id="fig-{html.escape(name)}"><img src="data:image/png;base64,{data}" '
+                f'alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+
+
+def _load(fit) -> tuple[xr.DataTree, str, str]:
+    """(tree, display name, source) of a fit path or DataTree."""
+    if isinstance(fit, xr.DataTree):
+        return fit, fit_info(fit)["law"], "in-memory fit"
+    path = Path(fit)
+    return load_fit(path), path.stem, str(path)
+
+
+def _extra(extra_fits) -> dict:
+    if not extra_fits:
+        return {}
+    items = extra_fits.items() if isinstance(extra_fits, Mapping) else \
+        [(None, f) for f in extra_fits]
+    out = {}
+    for name, f in items:
+        tree, default, _ = _load(f)
+        key = str(name or default)
+        while key in out:
+            key += "'"
+        out[key] = tree
+    return out
+
+
+def _runs(runs, tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The fit's own run table, and the given table's runs that are not in the fit."""
+    table = fit_table(tree)
+    if runs is None:
+        return table, None
+    if not isinstance(runs, pd.DataFrame):
+        from bayesfp.runs import read_runs
+
+        runs = read_runs(runs)
+    known = set(table["run_id"].astype(str))
+    new = runs[~runs["run_id"].astype(str).isin(known)].reset_index(drop=True)
+    return table, new
+
+
+def render(ctx: S.Context, sink, source: str) -> str:
+    """The whole page as a string."""
+    bodies = []
+    for i, (anchor, title) in enumerate(S.SECTIONS, start=1):
+        body = S.BUILDERS[anchor](ctx, sink)
+        bodies.append(f'<section id="{anchor}"><h2>{i}. {html.escape(title)}</h2>{body}'
+                      "</section>")
+    toc = "".join(f'<li><a href="#{a}">{html.escape(t)}</a></li>' for a, t in S.SECTIONS)
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    info = ctx.info
+    title = f"bayesfp report: {ctx.law.name} fit"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body><main>"
+        f"<header><h1>{html.escape(title)}</h1>"
+        f'<p class="meta">{html.escape(source)} &middot; {info["n_runs"]} runs fitted &middot; '
+        f"generated {when} by bayesfp {html.escape(str(info.get('bayesfp_version', '')))}</p>"
+        f"</header>{S.verdict(ctx)}"
+        f'<nav class="toc"><h2>Contents</h2><ol>{toc}</ol></nav>'
+        + "".join(bodies)
+        + '<footer>Intervals are 90% (HDI for coefficients and D_crit, central elsewhere). '
+        "Figures are also in the figures/ folder next to this page.</footer>"
+        "</main></body></html>\n")
+
+
+def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision=None,
+                 holdout: bool | dict = False, svg: bool = True) -> Path:
+    """Write the report of a fit: ``out_dir/index.html`` and ``out_dir/figures/*.png``.
+
+    Parameters
+    ----------
+    fit_path_or_tree : path or xarray.DataTree
+        A fit (NetCDF written by :func:`bayesfp.bayes.io.save_fit`, or the DataTree).
+    out_dir : path
+        Folder for ``index.html`` and ``figures/``; created if missing.
+    runs : path or pandas.DataFrame, optional
+        A run table to check the fit against: its runs that are not in the fit are predicted
+        and compared with their losses. The fit's own run table is always used for the rest.
+    extra_fits : sequence of paths/DataTrees or mapping name -> path/DataTree, optional
+        Other fits of the same runs for the PSIS-LOO comparison table.
+    decision : mapping or object, optional
+        Result of a decision analysis (``candidates`` with ``expected_loss``, ``p_best``,
+        ``regret``; ``evpi``; ``next_runs``), see
+        :func:`bayesfp.report.quantities.as_decision`.
+    holdout : bool or dict
+        ``True`` runs the held-out extrapolation check (one more fit, without the runs at the
+        largest N) with :func:`bayesfp.bayes.compare.holdout_check`; a dict is its stored
+        result. Without it, a result stored in the fit's attrs (``holdout``) is shown, else the
+        report says the check was not run.
+    svg : bool
+        Also write each figure as SVG.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``index.html``.
+    """
+    tree, name, source = _load(fit_path_or_tree)
+    table, new = _runs(runs, tree)
+    extra = _extra(extra_fits)
+    if decision is not None:
+        from bayesfp.report.quantities import as_decision
+
+        decision = as_decision(decision)
+    hold = None
+    if isinstance(holdout, Mapping):
+        hold = dict(holdout)
+    elif holdout:
+        hold = run_holdout(tree)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = S.Context(tree=tree, name=name, runs=table, new_runs=new, extra_fits=extra,
+                    decision=decision, holdout=hold)
+    sink = FigureSink(out_dir / "figures", svg=svg)
+    page = render(ctx, sink, source)
+    path = out_dir / "index.html"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def run_holdout(tree: xr.DataTree, seed: int = 0) -> dict:
+    """The held-out extrapolation check of a fit, refitted with the fit's own settings.
+
+    Priors are the fit's prior source (``default`` or ``published``; a fit whose priors came
+    from a previous fit uses ``default``). Returns the dict of
+    :func:`bayesfp.bayes.compare.holdout_check` without the refitted tree.
+    """
+    from bayesfp.bayes.compare import holdout_check
+
+    info = fit_info(tree)
+    table = fit_table(tree).drop(columns=["in_fit"])
+    prior = info.get("prior_source") if info.get("prior_source") in ("default", "published") \
+        else "default"
+    model_kw = {"pool_by": info.get("pool_by"), "pooling": info.get("pooling") or "partial",
+                "robust": info.get("robust", False), "sigma_by": info.get("sigma_by"),
+                "inputs_kw": info.get("inputs_kw") or {}, "prior": prior}
+    if info.get("centred") is not None:
+        model_kw["centred"] = bool(info["centred"])
+    sampler = {k: v for k, v in (info.get("sampler") or {}).items()
+               if k in ("draws", "tune", "chains", "cores", "target_accept", "sampler", "seed")}
+    res = holdout_check(table, law=info["law"], seed=seed, model_kw=model_kw, sampler=sampler)
+    return {k: v for k, v in res.items() if k != "fit"}
+
+
+def figure_files(out_dir) -> Sequence[Path]:
+    """The figure files of a report folder."""
+    return sorted((Path(out_dir) / "figures").glob("*.*"))

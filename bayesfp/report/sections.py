@@ -1,0 +1,479 @@
+"""The six sections of a fit report, each as an HTML fragment.
+
+Each function takes the :class:`Context` of the report and a figure sink (``sink(fig, name,
+caption) -> str`` returns the HTML of an embedded figure) and returns the section's HTML body.
+Numbers come from :mod:`bayesfp.bayes` and :mod:`bayesfp.report.quantities`.
+"""
+
+import html
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesfp.bayes import compare as cmp
+from bayesfp.bayes import derived as dv
+from bayesfp.bayes.diagnostics import identification
+from bayesfp.bayes.io import fit_info
+from bayesfp.laws.registry import get_law
+from bayesfp.report import figures as F
+from bayesfp.report import quantities as q
+
+# Sections in order: (anchor, title).
+SECTIONS = (("summary", "Summary"), ("diagnostics", "Diagnostics"),
+            ("coefficients", "Coefficients"), ("fit-quality", "Fit quality"),
+            ("answers", "The answers"), ("decision", "Decision"))
+# N at which D_crit is tabulated besides the runs' own N.
+TABLE_N = (1e9, 1e10, 1e11)
+# Interval-width ratio from which a coefficient counts as weakly identified.
+WEAK_RATIO = 0.5
+
+
+@dataclass
+class Context:
+    """Everything the sections read: the fit, a thinned copy, its configuration and options."""
+
+    tree: xr.DataTree
+    name: str
+    runs: pd.DataFrame
+    new_runs: pd.DataFrame | None = None
+    extra_fits: dict = field(default_factory=dict)
+    decision: object = None
+    holdout: dict | None = None
+    thinned: xr.DataTree = None
+    info: dict = None
+    prior: xr.Dataset = None
+    warnings: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.info = fit_info(self.tree)
+        self.thinned = q.thin(self.tree)
+        self.prior = q.prior_draws(self.tree)
+        self.law = get_law(self.info["law"])
+
+
+def esc(x) -> str:
+    return html.escape(str(x))
+
+
+def num(x, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits; empty for NaN."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return esc(x)
+    if not np.isfinite(v):
+        return "" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+    return f"{v:.{digits}g}"
+
+
+def tokens(x: float) -> str:
+    """A token or parameter count as 27.3T, 679M."""
+    v = float(x)
+    for scale, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def table(df: pd.DataFrame, formats: dict | None = None, index: bool = True,
+          classes: str = "data") -> str:
+    """A DataFrame as an HTML table; ``formats`` maps columns to functions of a cell."""
+    formats = formats or {}
+    cols = list(df.columns)
+    head = ([esc(df.index.name or "")] if index else []) + [esc(c) for c in cols]
+    rows = []
+    for idx, r in df.iterrows():
+        cells = [f"<th>{esc(idx)}</th>"] if index else []
+        for c in cols:
+            v = r[c]
+            f = formats.get(c)
+            text = f(v) if f else (num(v) if isinstance(v, (float, np.floating)) else esc(v))
+            cells.append(f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="table-wrap"><table class="{classes}"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table></div>")
+
+
+def para(text: str, cls: str = "") -> str:
+    return f'<p class="{cls}">{text}</p>' if cls else f"<p>{text}</p>"
+
+
+def interval(lo, hi, fmt=num) -> str:
+    return f"{fmt(lo)} to {fmt(hi)}"
+
+
+# ---------------------------------------------------------------------------------- 1. summary
+
+
+def verdict(ctx: Context) -> str:
+    """The verdict box: gate result and the warnings the other sections raised."""
+    gate = ctx.info["gate"]
+    th = gate.get("thresholds", {})
+    stats = (f"R-hat max {gate['rhat_max']:.3f} (limit {th.get('rhat_max', '')}), bulk/tail ESS "
+             f"min {gate['ess_bulk_min']:.0f}/{gate['ess_tail_min']:.0f} (limit "
+             f"{th.get('ess_min', '')}), {gate['divergences']} divergences, E-BFMI min "
+             f"{gate['ebfmi_min']:.2f} (limit {th.get('ebfmi_min', '')})")
+    if gate["passed"]:
+        out = ('<div class="verdict pass" id="verdict"><strong>The fit passed the diagnostics '
+               f"gate.</strong> {esc(stats)}.")
+    else:
+        items = "".join(f"<li>{esc(f)}</li>" for f in gate["failures"])
+        out = ('<div class="verdict fail" id="verdict"><strong>This fit FAILED the diagnostics '
+               "gate and must not be trusted.</strong> The numbers below are shown for "
+               f"diagnosis only.<ul>{items}</ul>{esc(stats)}.")
+    if ctx.warnings:
+        out += "<ul class=\"warnings\">" + "".join(f"<li>{w}</li>" for w in ctx.warnings)
+        out += "</ul>"
+    return out + "</div>"
+
+
+def summary(ctx: Context, sink) -> str:
+    info = ctx.info
+    d = q.data_summary(ctx.runs)
+    status = ", ".join(f"{v} {esc(k)}" for k, v in d["status"].items())
+    data = pd.DataFrame({"value": [
+        f"{d['runs']} runs ({status}); {d['fitted']} in the fit",
+        f"{tokens(d['N'][0])} to {tokens(d['N'][1])} parameters ({d['n_N']} values)",
+        f"{tokens(d['D'][0])} to {tokens(d['D'][1])} tokens ({d['n_D']} values)",
+        ", ".join(d["formats"]) + f"; {d['baselines']} unquantized runs",
+        ", ".join(d["blocks"]),
+        "; ".join(d["operands"]),
+        f"{d['max_C']:.3g} FLOPs (C = (6/16) P N D)",
+    ]}, index=pd.Index(["runs", "N", "D", "formats", "block sizes B", "quantized operands",
+                        "largest compute"], name="data"))
+    excluded = info.get("excluded") or {}
+    if excluded:
+        ids = info.get("excluded_ids") or []
+        shown = ", ".join(ids[:12]) + (" ..." if len(ids) > 12 else "")
+        data.loc["excluded"] = (", ".join(f"{v} {k}" for k, v in excluded.items())
+                                + f" (kept in the table, not fitted): {shown}")
+    like = ("Student-t (4 d.o.f.)" if info.get("robust") else "Normal") + " on log-loss"
+    like += (f", one noise sd per {info['sigma_by']}" if info.get("sigma_by")
+             else ", one noise sd")
+    pool = ("none (complete pooling)" if not info.get("pool_by") else
+            f"{info.get('pooling')} pooling of {', '.join(info.get('pooled', []))} over "
+            f"{info['pool_by']} ({', '.join(info.get('groups', []))})")
+    sampler = info.get("sampler", {})
+    post = ctx.tree["posterior"]
+    model = pd.DataFrame({"value": [
+        f"{ctx.law.name}: {ctx.law.reference}", pool, like,
+        f"{info.get('prior_source', '')}",
+        f"{sampler.get('sampler', '')}, {post.sizes['chain']} chains x {post.sizes['draw']} "
+        f"draws ({sampler.get('tune', '')} tuning), target accept "
+        f"{sampler.get('target_accept', '')}, seed {sampler.get('seed', '')}",
+        info.get("hash", "")[:16],
+    ]}, index=pd.Index(["law", "pooling", "likelihood", "priors", "sampler", "data hash"],
+                       name="model"))
+    pri = q.priors_table(ctx.tree)
+    return (table(data) + table(model)
+            + "<h3>Priors of the sampled variables</h3>"
+            + para("The model samples variables at the centre of the data (base loss level, "
+                   "log ratios and log slopes of the two power-law terms, the penalty "
+                   "intercept a_Q); the law coefficients are functions of them. Lognormal "
+                   "priors give mu and sigma of the log.")
+            + table(pri))
+
+
+# ---------------------------------------------------------------------------------- 2. diagnostics
+
+
+def diagnostics(ctx: Context, sink) -> str:
+    import arviz as az
+
+    names = q.sampled_names(ctx.tree) + [k for k in q.coefficient_names(ctx.tree)
+                                          if k not in q.sampled_names(ctx.tree)]
+    summ = pd.DataFrame(az.summary(ctx.tree, var_names=names, kind="diagnostics"))
+    summ.index.name = "variable"
+    stats = ctx.tree["sample_stats"]
+    div = stats["diverging"].sum("draw").values.astype(int)
+    depth = (stats["reached_max_treedepth"].sum("draw").values.astype(int)
+             if "reached_max_treedepth" in stats else None)
+    from bayesfp.bayes.diagnostics import ebfmi
+
+    bf = ebfmi(stats["energy"].values)
+    chains = pd.DataFrame({"divergences": div, "E-BFMI": bf}, index=pd.Index(
+        [str(c) for c in stats["chain"].values], name="chain"))
+    if depth is not None:
+        chains["max tree depth hits"] = depth
+    if "step_size" in stats:
+        chains["step size"] = stats["step_size"].mean("draw").values
+    fmt = {"ess_bulk": lambda v: f"{v:.0f}", "ess_tail": lambda v: f"{v:.0f}",
+           "r_hat": lambda v: f"{v:.3f}"}
+    return (para("Rank-normalised split R-hat and bulk/tail effective sample sizes of every "
+                 "sampled variable and law coefficient; the gate asks for R-hat <= "
+                 f"{ctx.info['gate'].get('thresholds', {}).get('rhat_max', 1.01)} and ESS >= "
+                 f"{ctx.info['gate'].get('thresholds', {}).get('ess_min', 400)}.")
+            + table(summ, fmt)
+            + "<h3>Divergences and energy per chain</h3>" + table(chains)
+            + sink(F.rank_plot(ctx.tree), "rank",
+                   "Rank plots (fractional-rank Delta-ECDF per chain) of the sampled "
+                   "variables: chains that sample the same distribution stay inside the "
+                   "envelope.")
+            + sink(F.energy_plot(ctx.tree), "energy",
+                   "Marginal energy against energy transitions, with E-BFMI per chain "
+                   "(below 0.3: the sampler explores the tails poorly)."))
+
+
+# ---------------------------------------------------------------------------------- 3. coefficients
+
+
+def coefficients(ctx: Context, sink) -> str:
+    ct = q.coefficient_table(ctx.tree, ctx.prior)
+    pct = f"{int(round(q.PROB * 100))}%"
+    show = pd.DataFrame({
+        "mean": ct["mean"], "sd": ct["sd"], f"HDI {pct}": [interval(a, b) for a, b in
+                                                          zip(ct["lo"], ct["hi"], strict=True)],
+        "published": ct["published"],
+        f"prior {pct}": [interval(a, b) for a, b in zip(ct["prior_lo"], ct["prior_hi"],
+                                                        strict=True)],
+        "width ratio": ct["width_ratio"]}, index=ct.index)
+    weak = [str(k) for k, r in ct["width_ratio"].items() if np.isfinite(r) and r >= WEAK_RATIO]
+    ident = identification(ctx.tree)
+    ident.index.name = "sampled variable"
+    weak_s = [str(k) for k, v in ident["verdict"].items() if v in ("weak", "prior-dominated")]
+    if weak or weak_s:
+        ctx.warnings.append("Weakly identified (the runs hardly narrowed the prior): "
+                            + esc(", ".join(weak + weak_s)) + ".")
+    pub = bool(np.isfinite(ct["published"]).any())
+    note = (f"Published constants: {esc(ctx.law.reference)}." if pub else
+            "This law has no published constants to compare with.")
+    return (para("Law coefficients (positive ones as natural logs, as the law functions take "
+                 "them). The width ratio is the posterior's central interval width over the "
+                 "prior's (the prior the coefficient inherits from the sampled variables): "
+                 f"near 1 the runs did not inform it; from {WEAK_RATIO} on it is flagged as "
+                 "weakly identified. " + note)
+            + table(show)
+            + sink(F.prior_posterior(ctx.tree, ctx.prior), "prior_posterior",
+                   "Posterior (histogram) against prior (line) of each coefficient. Priors of "
+                   "the law coefficients are induced by the priors of the sampled variables.")
+            + sink(F.published_forest(ct, ctx.law.name), "forest",
+                   f"Posterior mean and HDI {pct} (blue), prior {pct} (grey) and the published "
+                   "value (red diamond); each coefficient on its own axis.")
+            + "<h3>Identification of the sampled variables</h3>"
+            + para("Posterior sd over prior sd in the prior's own space "
+                   "(bayesfp.bayes.diagnostics.identification).")
+            + table(ident))
+
+
+# ---------------------------------------------------------------------------------- 4. fit quality
+
+
+def fit_quality(ctx: Context, sink) -> str:
+    pred = q.predictive_table(ctx.thinned)
+    cov = cmp.ppc_coverage(ctx.thinned)
+    covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
+        "nominal")
+    if cov.get(0.9, 1.0) < 0.8:
+        ctx.warnings.append(f"The posterior predictive 90% interval holds only "
+                            f"{cov[0.9]:.0%} of the fitted runs: the law or the noise model "
+                            "misses something.")
+    out = (para("Posterior predictive check: the interval a new run at each fitted design "
+                "would fall in (noise included), against the observed loss.")
+           + table(covt, {"observed": lambda v: f"{v:.1%}"})
+           + sink(F.ppc_plot(pred), "ppc",
+                  "Observed loss (dots, by format) against the posterior predictive median and "
+                  "90% interval, one panel per N.")
+           + sink(F.residual_plot(pred), "residuals",
+                  "Residuals of log-loss from the law's median, over the noise sd, against N, "
+                  "D, E, M and B."))
+    lo = cmp.loo(ctx.tree)
+    lt = pd.DataFrame({"value": [num(lo["elpd"], 6), num(lo["se"]), num(lo["p_loo"]),
+                                 num(lo["pareto_k_max"]), str(lo["n_bad_k"])]},
+                      index=pd.Index(["elpd_loo (log-loss)", "se", "p_loo", "max Pareto k",
+                                      f"runs with k > {cmp.PARETO_K_MAX}"], name="PSIS-LOO"))
+    if lo["n_bad_k"]:
+        ctx.warnings.append(f"{lo['n_bad_k']} runs have Pareto k > {cmp.PARETO_K_MAX}: their "
+                            "LOO estimates are unreliable (influential runs).")
+        lt.loc["influential runs"] = ", ".join(lo["bad_runs"][:10])
+    out += ("<h3>Leave-one-out predictive accuracy</h3>" + table(lt)
+            + sink(F.loo_pit_plot(ctx.thinned), "loo_pit",
+                   "LOO-PIT: the leave-one-out predictive CDF at each observed log-loss, as a "
+                   "Delta-ECDF with its simultaneous envelope."))
+    out += "<h3>Comparison across fitted laws</h3>"
+    if ctx.extra_fits:
+        fits = {ctx.name: ctx.tree} | dict(ctx.extra_fits)
+        ct = cmp.compare(fits)
+        ct.index.name = "fit"
+        cols = [c for c in ("rank", "elpd", "elpd_diff", "dse", "p", "weight", "n_bad_k",
+                            "gate_passed") if c in ct.columns]
+        out += (para("PSIS-LOO of every fit of the same runs; the best is ranked 0. A "
+                     "difference smaller than about 2 dse is not a clear preference.")
+                + table(ct[cols]) + sink(F.compare_plot(ct), "compare",
+                                         "ELPD of each fit with its standard error."))
+    else:
+        out += para("Only one fit was given. Compare laws with "
+                    "<code>bayesfp report FIT.nc --compare OTHER.nc ...</code> (fits of the same "
+                    "runs).")
+    out += "<h3>Held-out extrapolation check</h3>" + _holdout(ctx)
+    if ctx.new_runs is not None and len(ctx.new_runs):
+        out += _new_runs(ctx, sink)
+    return out
+
+
+def _holdout(ctx: Context) -> str:
+    h = ctx.holdout if ctx.holdout is not None else ctx.info.get("holdout")
+    if not h:
+        return para("Not run. The check refits the law without the runs at the largest N and "
+                    "asks whether their losses fall in the predictive intervals: run "
+                    "<code>bayesfp report FIT.nc --holdout</code> (one more fit).")
+    cov = h.get("coverage", {})
+    rows = pd.DataFrame({"value": [tokens(h["N_held"]), str(h["n_held"]),
+                                   "passed" if h.get("gate_passed") else "FAILED"]
+                         + [f"{float(v):.1%}" for v in cov.values()]},
+                        index=pd.Index(["held-out N", "held-out runs", "gate of the refit"]
+                                       + [f"coverage of the {float(k):.0%} interval"
+                                          for k in cov], name="held out"))
+    low = [float(v) < float(k) - 0.15 for k, v in cov.items()]
+    if any(low):
+        ctx.warnings.append("The held-out runs at the largest N fall outside their predictive "
+                            "intervals more often than nominal: extrapolation in N is doubtful.")
+    return (para("The law refitted without the runs at the largest N predicts them; coverage "
+                 "near nominal means the fit extrapolates in N.") + table(rows))
+
+
+def _new_runs(ctx: Context, sink) -> str:
+    runs = ctx.new_runs
+    ok = runs[(runs["status"].astype(str) == "ok")
+              & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))]
+    out = "<h3>Runs not in the fit</h3>"
+    if ok.empty:
+        return out + para(f"{len(runs)} runs of the given table are not in the fit; none has a "
+                          "usable loss.")
+    pred = q.predictive_table(ctx.thinned, ok)
+    cov = cmp.coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
+                       ok["loss"].to_numpy(dtype=float))
+    covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
+        "nominal")
+    return (out + para(f"{len(ok)} runs of the given table are not in the fit: their losses "
+                       "against the fit's predictions.")
+            + table(covt, {"observed": lambda v: f"{v:.1%}"})
+            + sink(F.ppc_plot(pred), "new_runs",
+                   "Runs not in the fit: observed loss against the predictive interval."))
+
+
+# ---------------------------------------------------------------------------------- 5. answers
+
+
+def answers(ctx: Context, sink) -> str:
+    law = ctx.law.name
+    if law not in q.PRECISION_LAWS:
+        return para(f"The law {esc(law)} has no precision term, so it cannot say which format "
+                    "to train in. Fit a Sun et al. law (<code>--law sun</code>) for the "
+                    "critical data size, the best split and compute-optimal precision.")
+    th = ctx.thinned
+    out = ""
+    d = q.data_summary(ctx.runs)
+    if law in q.SUN_LAWS:
+        Ns = sorted(float(n) for n in ctx.runs.loc[ctx.runs.get("in_fit", True) == True,  # noqa: E712
+                                                   "N"].unique())
+        tab_n = sorted(set(Ns[-4:]) | set(TABLE_N))
+        dct = q.d_crit_table(th, tab_n)
+        wide = dct.assign(cell=[f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
+                                zip(dct["median"], dct["lo"], dct["hi"], strict=True)])
+        wide = wide.pivot(index="N", columns="format", values="cell")
+        wide = wide[list(dict.fromkeys(dct["format"]))]
+        wide.index = [tokens(n) + (" *" if n > d["N"][1] else "") for n in wide.index]
+        wide.index.name = "N"
+        grid = q.d_crit_table(th, np.logspace(7, 12, 26))
+        out += ("<h3>Critical data size</h3>"
+                + para("Past the critical data size D_crit, more tokens raise the loss of a "
+                       "quantized run (the precision penalty grows with D). Tokens, median "
+                       "[HDI 90%], block size 128; * marks N beyond the runs.")
+                + sink(F.loss_vs_data(th), "loss_vs_d",
+                       "Loss against tokens per format at each N of the runs: posterior median "
+                       "and 90% band of the law, D_crit marked (triangle, HDI bar), fitted runs "
+                       "as dots, shaded past the runs' largest D.")
+                + table(wide)
+                + sink(F.d_crit_vs_n(grid, d["N"]), "d_crit_vs_n",
+                       "D_crit against N per format (median, HDI 90%); shaded outside the N "
+                       "of the runs."))
+        probs, st = q.split_table(th)
+        st = st.assign(agree=np.where(st["best"] == st["paper"], "yes", "no"))
+        st.columns = ["most probable", "P(best)", "Sun et al.", "P(Sun et al.'s)", "agree"]
+        out += ("<h3>Best exponent/mantissa split per bit width</h3>"
+                + para("For P total bits, the probability over the posterior that each split "
+                       "E + M = P - 1 has the lowest loss (at fixed N, D and B the splits differ "
+                       "only in the penalty's format factor), next to the layout table of Sun "
+                       "et al.")
+                + '<div class="side">' + sink(F.split_heatmap(probs), "split_probabilities",
+                                              "P(best split) per P and E; frames: Sun et "
+                                              "al.'s table.")
+                + table(st, {"P(best)": lambda v: f"{v:.2f}",
+                             "P(Sun et al.'s)": lambda v: f"{v:.2f}"}) + "</div>")
+    co = q.compute_optimal_table(th)
+    cols = {"C": lambda v: f"{v:.0e}"}
+    show = pd.DataFrame({
+        "C (FLOPs)": co["C"],
+        "P (bits)": [f"{m:.2f} [{a:.2f}, {b:.2f}]" for m, a, b in
+                     zip(co["P"], co["P_lo"], co["P_hi"], strict=True)],
+        "N": [f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
+              zip(co["N"], co["N_lo"], co["N_hi"], strict=True)],
+        "D": [f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
+              zip(co["D"], co["D_lo"], co["D_hi"], strict=True)],
+        "extrapolated": np.where(co["C"] > d["max_C"], "yes", "no")})
+    if "E" in co:
+        show.insert(2, "E, M (continuous)", [f"{e:.2f}, {m:.2f}" for e, m in
+                                             zip(co["E"], co["M"], strict=True)])
+    show = show.set_index("C (FLOPs)")
+    show.index = [f"{c:.0e}" for c in show.index]
+    show.index.name = "C (FLOPs)"
+    out += ("<h3>Compute-optimal precision</h3>"
+            + para("The (N, D, P) that minimise the law's loss at a FLOP budget C = (6/16) P N "
+                   f"D, per posterior draw ({q.OPTIMAL_DRAWS} draws at most): median [central "
+                   "90%]. Budgets past the runs' largest compute "
+                   f"({d['max_C']:.2g} FLOPs) are extrapolations of the law.")
+            + sink(F.compute_optimal_plot(co, d["max_C"]), "compute_optimal",
+                   "Compute-optimal precision against compute budget, median and 90% band; "
+                   "shaded where it extrapolates past the runs.")
+            + table(show, cols))
+    return out
+
+
+# ---------------------------------------------------------------------------------- 6. decision
+
+
+def decision(ctx: Context, sink) -> str:
+    if ctx.decision is None:
+        return para("No decision analysis was run.", "notice") + para(
+            "A decision analysis prices each candidate format by expected loss, probability of "
+            "being best and expected regret, with the expected value of perfect information "
+            "(EVPI) and a ranking of the next runs to make. Pass its result to the report: "
+            "<code>bayesfp report FIT.nc --decision decision.json</code>, or "
+            "<code>write_report(fit, out_dir, decision=result)</code> from Python (format in "
+            "docs/reports.md).")
+    d = q.as_decision(ctx.decision)
+    out = para(f"<strong>{esc(d.title)}</strong>"
+               + (f": choose <strong>{esc(d.choice)}</strong>." if d.choice else ""))
+    sit = {k: v for k, v in d.situation.items() if v is not None and not isinstance(v, dict)}
+    if sit:
+        out += para("Situation: " + esc(", ".join(f"{k} {num(v) if isinstance(v, float) else v}"
+                                                   for k, v in sit.items())) + ".")
+    if d.scalars:
+        sc = pd.DataFrame({"value": [num(v, 4) for v in d.scalars.values()]},
+                          index=pd.Index(list(d.scalars), name="quantity"))
+        out += table(sc)
+    out += table(d.candidates, _interval_formats(d.candidates))
+    out += sink(F.decision_plot(d), "decision",
+                "Per candidate: expected loss, probability of being best and expected regret.")
+    if d.next_runs is not None:
+        out += "<h3>Next runs</h3>" + table(d.next_runs, _interval_formats(d.next_runs))
+    if d.notes:
+        out += "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in d.notes) + "</ul>"
+    return out
+
+
+def _interval_formats(df: pd.DataFrame) -> dict:
+    """Cells holding [lo, hi] pairs are written as 'lo to hi'."""
+    out = {}
+    for c in df.columns:
+        first = df[c].dropna().iloc[0] if df[c].notna().any() else None
+        if isinstance(first, (list, tuple, np.ndarray)) and len(first) == 2:
+            out[c] = lambda v: "" if v is None else interval(v[0], v[1])
+    return out
+
+
+BUILDERS = {"summary": summary, "diagnostics": diagnostics, "coefficients": coefficients,
+            "fit-quality": fit_quality, "answers": answers, "decision": decision}

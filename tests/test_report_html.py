@@ -1,0 +1,192 @@
+"""The fit report: structure of the page, embedded figures, no external references, and the
+numbers behind it."""
+
+import base64
+import html
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesfp.report import quantities as q
+from bayesfp.report.sections import SECTIONS, table
+from report_fit import DECISION, rendered, small_fit
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if "id" in a:
+            self.ids.add(a["id"])
+
+
+def _parse(text):
+    p = _Collect()
+    p.feed(text)
+    return p
+
+
+@pytest.mark.slow
+def test_report_structure_and_embedded_images():
+    path = rendered()
+    text = path.read_text(encoding="utf-8")
+    page = _parse(text)
+    # every section present, in order, and linked from the table of contents
+    for anchor, _ in SECTIONS:
+        assert anchor in page.ids
+        assert f'href="#{anchor}"' in text
+    starts = [text.index(f'<section id="{a}"') for a, _ in SECTIONS]
+    assert starts == sorted(starts)
+    # the verdict comes before the first section
+    assert text.index('id="verdict"') < starts[0]
+    # every image embedded as a decodable, non-trivial PNG
+    imgs = [a for t, a in page.tags if t == "img"]
+    assert len(imgs) >= 10
+    for a in imgs:
+        src = a["src"]
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert png[:8] == PNG_MAGIC
+        assert len(png) > 5000
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert 300 <= width <= 1200 and height >= 150
+        assert a.get("alt")
+    # no external references of any kind
+    assert "http://" not in text and "https://" not in text
+    for tag, a in page.tags:
+        for key in ("src", "href"):
+            v = a.get(key)
+            if v is None:
+                continue
+            assert v.startswith(("data:", "#")), (tag, key, v[:40])
+        assert tag not in ("script", "link", "iframe")
+    assert not re.search(r"url\(", text)
+    # figures written as files too
+    figs = sorted((path.parent / "figures").glob("*.png"))
+    assert len(figs) == len(imgs)
+    assert len(list((path.parent / "figures").glob("*.svg"))) == len(figs)
+
+
+@pytest.mark.slow
+def test_report_content_of_a_failing_fit():
+    text = rendered().read_text(encoding="utf-8")
+    fit = small_fit()
+    from bayesfp.bayes.io import fit_info
+
+    gate = fit_info(fit)["gate"]
+    # 2 x 150 draws cannot reach ESS 400: the gate fails and the page says so at the top
+    assert not gate["passed"]
+    assert 'class="verdict fail"' in text
+    assert "FAILED the diagnostics gate" in text
+    for line in gate["failures"]:
+        assert html.escape(line.split(" (")[0]) in text
+    # data summary counts the diverged runs
+    ndiv = int((fit["fit_data"]["status"].values == "diverged").sum())
+    assert ndiv > 0 and f"{ndiv} diverged" in text
+    # the paper's table and the published constants are shown
+    assert "Sun et al." in text and "published" in text
+    # the decision dict is rendered: its choice, candidates, EVPI and next runs
+    assert "choose <strong>E4M3</strong>" in text
+    assert "evpi" in text and "e3m2 N=1e9 D=1e11" in text
+    assert "2.88 to 2.94" in text
+    # held-out check was not requested
+    assert "Not run." in text
+
+
+@pytest.mark.slow
+def test_report_without_decision_says_so(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesfp.report import sections as S
+
+    ctx = S.Context(tree=small_fit(), name="fit", runs=q.fit_table(small_fit()))
+    body = S.decision(ctx, lambda *a: "")
+    assert "No decision analysis was run." in body
+    assert "--decision" in body
+
+
+@pytest.mark.slow
+def test_batched_compute_optimal_matches_per_budget():
+    """The report puts all budgets through one search; it must equal one search per budget."""
+    from bayesfp.bayes import derived as dv
+
+    fit = q.thin(small_fit(), 40)
+    tab = q.compute_optimal_table(fit, budgets=(1e21, 1e25), max_draws=40, prob=0.5)
+    ref = dv.compute_optimal_precision(fit, [1e21, 1e25], k=q.COST_K)
+    for i, c in enumerate((1e21, 1e25)):
+        p = np.asarray(ref["P"].isel(C=i).values).ravel()
+        assert tab.loc[i, "C"] == c
+        assert tab.loc[i, "P"] == pytest.approx(np.median(p), rel=1e-6)
+        assert tab.loc[i, "P_hi"] == pytest.approx(np.quantile(p, 0.75), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_prior_draws_follow_stored_priors():
+    fit = small_fit()
+    pr = q.prior_draws(fit, n=20000, seed=1)
+    from bayesfp.bayes.io import fit_info
+    from bayesfp.bayes.priors import priors_from_json
+
+    priors = priors_from_json(fit_info(fit)["priors"])
+    for name in ("log_level", "k_N", "a_Q"):
+        v = pr[name].values.ravel()
+        assert v.mean() == pytest.approx(priors[name].mu, abs=0.05 * priors[name].sigma + 0.02)
+        assert v.std() == pytest.approx(priors[name].sigma, rel=0.05)
+    # law coefficients are induced: eps = exp(log_level) / (1 + e^k_N + e^k_D)
+    eps = np.exp(pr["log_level"]) / (1 + np.exp(pr["k_N"]) + np.exp(pr["k_D"]))
+    np.testing.assert_allclose(pr["eps"].values, eps.values, rtol=1e-10)
+
+
+def test_as_decision_accepts_dicts_and_objects():
+    d = q.as_decision(DECISION)
+    assert list(d.candidates.index) == ["E2M1", "E4M3"]
+    assert d.scalars == {"evpi": 0.0015}
+    assert d.choice == "E4M3" and d.situation["budget"] == 1e21
+    assert d.next_runs.index[0] == "e3m2 N=1e9 D=1e11"
+
+    class Result:
+        def __init__(self):
+            self.candidates = pd.DataFrame({"candidate": ["a", "b"], "p_best": [0.3, 0.7]})
+            self.evpi = 0.01
+
+    r = q.as_decision(Result())
+    assert list(r.candidates.index) == ["a", "b"] and r.scalars["evpi"] == 0.01
+    with pytest.raises(ValueError, match="candidates"):
+        q.as_decision({"evpi": 1.0})
+    with pytest.raises(ValueError, match="empty"):
+        q.as_decision({"candidates": []})
+
+
+def test_tables_escape_text():
+    df = pd.DataFrame({"x": ["<script>alert(1)</script>"], "y": [1.23456]},
+                      index=pd.Index(["a&b"], name="k"))
+    out = table(df)
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert "a&amp;b" in out and "1.23" in out and "1.2346" not in out
+
+
+def test_thin_keeps_at_most_the_requested_draws():
+    import xarray as xr
+
+    post = xr.Dataset({"a": (("chain", "draw"), np.arange(4000.0).reshape(4, 1000))})
+    ll = xr.Dataset({"l": (("chain", "draw", "run"), np.zeros((4, 1000, 3)))})
+    obs = xr.Dataset({"l": ("run", np.zeros(3))})
+    tree = xr.DataTree.from_dict({"posterior": post, "log_likelihood": ll,
+                                  "observed_data": obs})
+    tree.attrs["x"] = "y"
+    th = q.thin(tree, 1000)
+    assert th["posterior"].sizes["draw"] == 250
+    assert th["log_likelihood"].sizes["draw"] == 250
+    assert th["observed_data"].sizes["run"] == 3
+    assert th.attrs["x"] == "y"
+    assert q.thin(tree, 4000) is tree
