@@ -30,7 +30,7 @@ import bayesfp
 from bayesfp.bayes.models import FORMAT_VERSION
 
 # Keys of the configuration that define the model (and so enter the hash).
-_HASHED = ("law", "model_version", "pool_by", "pooling", "pooled", "groups", "robust",
+_HASHED = ("law", "model_version", "pool_by", "pooling", "centred", "pooled", "groups", "robust",
            "sigma_by", "sigma_groups", "priors", "fixed", "centres", "inputs_kw")
 
 

@@ -86,6 +86,11 @@ class LawModel:
         Passed to :func:`bayesfp.laws.law_inputs` (``channel_log2b``, ``tensor_log2b``).
     sampler : mapping or SamplerConfig, optional
         Overrides of :attr:`default_sampler_config`.
+    centred : bool
+        Centred group offsets (``offset ~ ZeroSumNormal(tau)``) instead of non-centred
+        (``offset = tau z``). Non-centred suits groups with few or noisy runs; centred suits
+        groups whose offsets the runs pin down (then ``z = offset / tau`` lies on a curved
+        ridge).
     """
 
     law_name = "chinchilla"
@@ -94,12 +99,13 @@ class LawModel:
     def __init__(self, runs: pd.DataFrame, *, pool_by: str | None = None,
                  pooling: str = "partial", prior="default", priors: Mapping | None = None,
                  robust: bool = False, sigma_by: str | None = None,
-                 inputs_kw: Mapping | None = None, sampler=None):
+                 inputs_kw: Mapping | None = None, sampler=None, centred: bool = False):
         self.law = get_law(self.law_name)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: unknown pooling {pooling!r} (use {', '.join(POOLINGS)})")
         self.runs = runs.reset_index(drop=True)
         self.pool_by, self.pooling, self.robust, self.sigma_by = pool_by, pooling, robust, sigma_by
+        self.centred = bool(centred)
         self.inputs_kw = dict(inputs_kw or {})
         self.sampler_config = self._sampler(sampler)
         self._select_runs()
@@ -117,8 +123,10 @@ class LawModel:
 
     @property
     def default_sampler_config(self) -> SamplerConfig:
-        """Default NUTS settings: 4 chains x (1000 tune + 1000 draws) on 2 cores, nutpie."""
-        return SamplerConfig()
+        """Default NUTS settings: 4 chains x (1000 tune + 1000 draws) on 2 cores, nutpie,
+        target acceptance 0.95; 0.99 for pooled models, whose group scale tau has a funnel
+        near 0 (measured: 17 divergences at 0.95, none at 0.99, on equal simulated groups)."""
+        return SamplerConfig(target_accept=0.99 if self.pool_by else 0.95)
 
     def _sampler(self, sampler) -> SamplerConfig:
         if isinstance(sampler, SamplerConfig):
@@ -283,6 +291,7 @@ class LawModel:
         return {
             "law": self.law.name, "model_version": MODEL_VERSION, "pool_by": self.pool_by,
             "pooling": self.pooling if self.pool_by else None, "pooled": list(self.pooled),
+            "centred": self.centred if self.pool_by else None,
             "groups": self.groups, "robust": self.robust, "sigma_by": self.sigma_by,
             "sigma_groups": self.sigma_groups, "priors": pr.priors_to_json(self.priors),
             "prior_source": self.prior_source, "fixed": self.fixed,
@@ -325,10 +334,13 @@ class LawModel:
                 pm.Deterministic(name, p[name])
             for c in self.pooled:
                 key = "log_" + c
-                if self.pooling == "partial":
+                if self.pooling == "partial" and not self.centred:
                     tau = self.priors["tau"].to_pymc(f"tau_{c}")
                     z = pm.ZeroSumNormal(f"z_{c}", sigma=1.0, dims="group")
                     off = pm.Deterministic(f"{key}_offset", tau * z, dims="group")
+                elif self.pooling == "partial":
+                    tau = self.priors["tau"].to_pymc(f"tau_{c}")
+                    off = pm.ZeroSumNormal(f"{key}_offset", sigma=tau, dims="group")
                 else:
                     off = pm.ZeroSumNormal(f"{key}_offset", sigma=pr.NO_POOLING_SD, dims="group")
                 pm.Deterministic(f"{key}_group", p[key] + off, dims="group")
