@@ -26,6 +26,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <cfloat>
 #include <cstdint>
 
@@ -36,6 +38,7 @@ constexpr int kThreads = 256;
 constexpr int kRowRegs = 8;   // packs per thread held in registers (rows kernels)
 constexpr int kTileRegs = 8;  // packs per thread held in registers (tile kernel)
 
+// Per-format constants, computed once on the host and passed by value.
 struct QParams {
   int mbits;
   int emin;
@@ -46,7 +49,29 @@ struct QParams {
   bool pow2;
   float maxv;
   float ovf;
+  // nearest-even fast path (bit patterns of non-negative float32 values)
+  int sh;             // 23 - mbits
+  uint32_t inc0;      // rounding increment without the lsb term
+  uint32_t lsbm;      // 1, or 0 for M = 0 (ties go up: integer significand 2 is "even")
+  uint32_t keep;      // ~((1 << sh) - 1)
+  uint32_t sub_lim;   // bits of 2**emin: smaller magnitudes are in the target's subnormal range
+  uint32_t maxv_bits;
+  uint32_t over_bits; // what a magnitude above maxv becomes (maxv, Inf or NaN)
+  float magic;        // (|y| + magic) - magic rounds |y| < 2**emin to the subnormal quantum (RNE)
 };
+
+inline float host_pow2(int k) {  // exact 2**k, k in [-126, 127]
+  uint32_t b = static_cast<uint32_t>(k + 127) << 23;
+  float f;
+  std::memcpy(&f, &b, sizeof(f));
+  return f;
+}
+
+inline uint32_t host_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof(b));
+  return b;
+}
 
 inline QParams make_params(const std::vector<int64_t>& code, double maxv, bool pow2) {
   TORCH_CHECK(code.size() == 7, "fmt_code must have 7 entries");
@@ -62,7 +87,20 @@ inline QParams make_params(const std::vector<int64_t>& code, double maxv, bool p
   p.ovf = code[6] != 0 ? __builtin_nanf("") : __builtin_inff();
   TORCH_CHECK(p.mbits >= 0 && p.mbits <= 22, "mbits out of range");
   TORCH_CHECK(p.emin >= -126 && p.emin <= 1, "emin out of range");
+  TORCH_CHECK(p.rounding >= 0 && p.rounding <= 2, "rounding out of range");
   TORCH_CHECK(static_cast<double>(p.maxv) == maxv, "maxv must be exact in float32");
+  p.sh = 23 - p.mbits;
+  p.inc0 = p.mbits == 0 ? (1u << 22) : (1u << (p.sh - 1)) - 1u;
+  p.lsbm = p.mbits == 0 ? 0u : 1u;
+  p.keep = ~((1u << p.sh) - 1u);
+  p.sub_lim = static_cast<uint32_t>(p.emin + 127) << 23;
+  p.maxv_bits = host_bits(p.maxv);
+  p.over_bits = host_bits(p.saturate ? p.maxv : p.ovf);
+  // Subnormals: the float32 sum lies in [magic, 2 * magic), whose ulp is the quantum
+  // 2**(emin - M), so one IEEE addition rounds to nearest even on the target grid; the
+  // subtraction is exact (Sterbenz). Flushing: an ulp of 2**(emin + 2) rounds every
+  // |y| < 2**emin to zero.
+  p.magic = host_pow2(p.subnormals ? p.emin + 23 - p.mbits : p.emin + 25);
   return p;
 }
 
@@ -166,12 +204,26 @@ __device__ __forceinline__ float pow2f(int k) {  // exact 2**k for k in [-126, 1
   return __int_as_float((k + 127) << 23);
 }
 
-__device__ __forceinline__ float quant_elem(float y, const QParams& p, uint32_t rbits) {
+// Round-to-nearest-even onto the grid (no scaling), branch-free: integer RNE of the float32
+// bits for the normal range, the magic-number addition for the subnormal range, one select.
+__device__ __forceinline__ float quant_rne(float y, const QParams& p) {
+  const uint32_t yb = __float_as_uint(y);
+  const uint32_t u = yb & 0x7fffffffu;
+  const uint32_t qn = (u + p.inc0 + ((u >> p.sh) & p.lsbm)) & p.keep;
+  const float au = __uint_as_float(u);
+  const uint32_t qs = __float_as_uint(__fsub_rn(__fadd_rn(au, p.magic), p.magic));
+  uint32_t q = u < p.sub_lim ? qs : qn;
+  q = q > p.maxv_bits ? p.over_bits : q;
+  q |= yb & 0x80000000u;
+  return u > 0x7f800000u ? y : __uint_as_float(q);  // NaN stays NaN
+}
+
+// Any rounding mode, decided at run time (half_away and stochastic).
+__device__ __forceinline__ float quant_any(float y, const QParams& p, uint32_t rbits) {
   if (isnan(y)) return y;
   const uint32_t u = __float_as_uint(y) & 0x7fffffffu;
-  const int e = static_cast<int>(u >> 23) - 127;
   float a;
-  if (e < p.emin) {  // subnormal range of the target: quantum 2**(emin - M)
+  if (u < p.sub_lim) {  // subnormal range of the target: quantum 2**(emin - M)
     const float t = __fmul_rn(__fmul_rn(__uint_as_float(u), pow2f(-p.emin)), pow2f(p.mbits));
     float r;
     if (!p.subnormals) {
@@ -190,20 +242,28 @@ __device__ __forceinline__ float quant_elem(float y, const QParams& p, uint32_t 
     }
     a = __fmul_rn(__fmul_rn(r, pow2f(-p.mbits)), pow2f(p.emin));
   } else {  // normal range: integer rounding of the bit pattern at bit 23 - M
-    const int sh = 23 - p.mbits;
-    const uint32_t mask = (1u << sh) - 1u;
     uint32_t inc;
     if (p.rounding == 0) {
-      inc = (1u << (sh - 1)) - 1u + (p.mbits == 0 ? 1u : ((u >> sh) & 1u));
+      inc = p.inc0 + ((u >> p.sh) & p.lsbm);
     } else if (p.rounding == 1) {
-      inc = 1u << (sh - 1);
+      inc = 1u << (p.sh - 1);
     } else {
-      inc = rbits & mask;
+      inc = rbits & ~p.keep;
     }
-    a = __uint_as_float((u + inc) & ~mask);
+    a = __uint_as_float((u + inc) & p.keep);
   }
   if (a > p.maxv) a = p.saturate ? p.maxv : p.ovf;
   return copysignf(a, y);
+}
+
+// RM = 0: nearest even (compile-time fast path); RM = -1: mode read from p at run time.
+template <int RM>
+__device__ __forceinline__ float quant_elem(float y, const QParams& p, uint32_t rbits) {
+  if constexpr (RM == 0) {
+    return quant_rne(y, p);
+  } else {
+    return quant_any(y, p, rbits);
+  }
 }
 
 __device__ __forceinline__ float scale_of(float amax, const QParams& p) {
@@ -229,48 +289,62 @@ __device__ __forceinline__ float pack_absmax(const Pack<T, N>& v) {
   return m;
 }
 
-// Quantize a pack whose elements share the scale s; i0 = flat index of its first element.
-template <typename T, typename OutT, int N>
-__device__ __forceinline__ void quant_store(const Pack<T, N>& v, float s, const QParams& p,
-                                            const int64_t* state, int stream, int64_t i0,
-                                            OutT* out) {
-  uint32_t r[N];
-  if (p.rounding == 2) {
-    rand_pack<N>(make_rng(state, stream), i0, r);
+template <typename OutT, int N>
+__device__ __forceinline__ void store_pack(const float (&q)[N], OutT* dst) {
+  if constexpr (std::is_same<OutT, __nv_bfloat16>::value && N % 2 == 0) {
+    Pack<__nv_bfloat162, N / 2> o;  // one cvt.rn.bf16x2.f32 per two elements
+#pragma unroll
+    for (int j = 0; j < N / 2; ++j) o.v[j] = __floats2bfloat162_rn(q[2 * j], q[2 * j + 1]);
+    *reinterpret_cast<Pack<__nv_bfloat162, N / 2>*>(dst) = o;
+  } else if constexpr (std::is_same<OutT, __half>::value && N % 2 == 0) {
+    Pack<__half2, N / 2> o;
+#pragma unroll
+    for (int j = 0; j < N / 2; ++j) o.v[j] = __floats2half2_rn(q[2 * j], q[2 * j + 1]);
+    *reinterpret_cast<Pack<__half2, N / 2>*>(dst) = o;
   } else {
+    Pack<OutT, N> o;
 #pragma unroll
-    for (int j = 0; j < N; ++j) r[j] = 0u;
+    for (int j = 0; j < N; ++j) o.v[j] = from_f<OutT>(q[j]);
+    *reinterpret_cast<Pack<OutT, N>*>(dst) = o;
   }
-  const float inv = __fdiv_rn(1.f, s);
-  Pack<OutT, N> o;
+}
+
+// Quantize a pack whose elements share the scale s (inv = 1 / s); i0 = flat index of its first
+// element.
+template <int RM, typename T, typename OutT, int N>
+__device__ __forceinline__ void quant_store(const Pack<T, N>& v, float s, float inv,
+                                            const QParams& p, const int64_t* state, int stream,
+                                            int64_t i0, OutT* out) {
+  uint32_t r[N];
 #pragma unroll
-  for (int j = 0; j < N; ++j) {
-    const float q = quant_elem(__fmul_rn(to_f(v.v[j]), s), p, r[j]);
-    o.v[j] = from_f<OutT>(__fmul_rn(q, inv));
+  for (int j = 0; j < N; ++j) r[j] = 0u;
+  if constexpr (RM != 0) {
+    if (p.rounding == 2) rand_pack<N>(make_rng(state, stream), i0, r);
   }
-  *reinterpret_cast<Pack<OutT, N>*>(out + i0) = o;
+  float q[N];
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+    q[j] = __fmul_rn(quant_elem<RM>(__fmul_rn(to_f(v.v[j]), s), p, r[j]), inv);
+  store_pack<OutT, N>(q, out + i0);
 }
 
 // Same with one scale per element.
-template <typename T, typename OutT, int N>
+template <int RM, typename T, typename OutT, int N>
 __device__ __forceinline__ void quant_store_each(const Pack<T, N>& v, const float (&s)[N],
                                                  const float (&inv)[N], const QParams& p,
                                                  const int64_t* state, int stream, int64_t i0,
                                                  OutT* out) {
   uint32_t r[N];
-  if (p.rounding == 2) {
-    rand_pack<N>(make_rng(state, stream), i0, r);
-  } else {
 #pragma unroll
-    for (int j = 0; j < N; ++j) r[j] = 0u;
+  for (int j = 0; j < N; ++j) r[j] = 0u;
+  if constexpr (RM != 0) {
+    if (p.rounding == 2) rand_pack<N>(make_rng(state, stream), i0, r);
   }
-  Pack<OutT, N> o;
+  float q[N];
 #pragma unroll
-  for (int j = 0; j < N; ++j) {
-    const float q = quant_elem(__fmul_rn(to_f(v.v[j]), s[j]), p, r[j]);
-    o.v[j] = from_f<OutT>(__fmul_rn(q, inv[j]));
-  }
-  *reinterpret_cast<Pack<OutT, N>*>(out + i0) = o;
+  for (int j = 0; j < N; ++j)
+    q[j] = __fmul_rn(quant_elem<RM>(__fmul_rn(to_f(v.v[j]), s[j]), p, r[j]), inv[j]);
+  store_pack<OutT, N>(q, out + i0);
 }
 
 __device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
@@ -294,9 +368,9 @@ __device__ __forceinline__ float block_max(float m, float* red) {
 // kernels
 
 // Groups of P packs contiguous in memory; tpg lanes per group (power of two <= 32), npt packs
-// per lane (P == tpg * npt, npt <= kRowRegs).
-template <typename T, typename OutT, int N, int NREG>
-__global__ void __launch_bounds__(kThreads, NREG <= 2 ? 4 : 2)
+// per lane (P == tpg * npt, npt <= NREG). All loads of a lane are issued before the first use.
+template <int RM, typename T, typename OutT, int N, int NREG>
+__global__ void __launch_bounds__(kThreads, NREG <= 4 ? 4 : 2)
     rows_warp_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t ngroups, int P,
                      int tpg, int npt, QParams p, const int64_t* state, int stream) {
   using PackT = Pack<T, N>;
@@ -310,23 +384,25 @@ __global__ void __launch_bounds__(kThreads, NREG <= 2 ? 4 : 2)
     const bool active = g < ngroups;
     const PackT* src = reinterpret_cast<const PackT*>(x) + g * P;
     PackT v[NREG];
+#pragma unroll
+    for (int k = 0; k < NREG; ++k) {
+      if (k < npt && active) v[k] = src[li + k * tpg];
+    }
     float m = 0.f;
 #pragma unroll
     for (int k = 0; k < NREG; ++k) {
-      if (k < npt && active) {
-        v[k] = src[li + k * tpg];
-        m = fmaxf(m, pack_absmax(v[k]));
-      }
+      if (k < npt && active) m = fmaxf(m, pack_absmax(v[k]));
     }
     for (int off = tpg >> 1; off > 0; off >>= 1)
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    const float s = scale_of(m, p);
     if (active) {
+      const float s = scale_of(m, p);
+      const float inv = __fdiv_rn(1.f, s);
 #pragma unroll
       for (int k = 0; k < NREG; ++k) {
         if (k < npt) {
           const int64_t i0 = (g * P + li + k * tpg) * N;
-          quant_store<T, OutT, N>(v[k], s, p, state, stream, i0, out);
+          quant_store<RM, T, OutT, N>(v[k], s, inv, p, state, stream, i0, out);
         }
       }
     }
@@ -334,7 +410,7 @@ __global__ void __launch_bounds__(kThreads, NREG <= 2 ? 4 : 2)
 }
 
 // One thread block per group of P packs (kept in registers when P <= blockDim * kRowRegs).
-template <typename T, typename OutT, int N>
+template <int RM, typename T, typename OutT, int N>
 __global__ void __launch_bounds__(kThreads)
     rows_block_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t ngroups, int64_t P,
                       QParams p, const int64_t* state, int stream) {
@@ -350,48 +426,59 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int k = 0; k < kRowRegs; ++k) {
         const int64_t idx = tid + static_cast<int64_t>(k) * bd;
-        if (idx < P) {
-          v[k] = src[idx];
-          m = fmaxf(m, pack_absmax(v[k]));
-        }
+        if (idx < P) v[k] = src[idx];
+      }
+#pragma unroll
+      for (int k = 0; k < kRowRegs; ++k) {
+        const int64_t idx = tid + static_cast<int64_t>(k) * bd;
+        if (idx < P) m = fmaxf(m, pack_absmax(v[k]));
       }
     } else {
       for (int64_t idx = tid; idx < P; idx += bd) m = fmaxf(m, pack_absmax(src[idx]));
     }
     m = block_max(m, red);
     const float s = scale_of(m, p);
+    const float inv = __fdiv_rn(1.f, s);
     if (hold) {
 #pragma unroll
       for (int k = 0; k < kRowRegs; ++k) {
         const int64_t idx = tid + static_cast<int64_t>(k) * bd;
-        if (idx < P) quant_store<T, OutT, N>(v[k], s, p, state, stream, (g * P + idx) * N, out);
+        if (idx < P)
+          quant_store<RM, T, OutT, N>(v[k], s, inv, p, state, stream, (g * P + idx) * N, out);
       }
     } else {
       for (int64_t idx = tid; idx < P; idx += bd) {
         const PackT w = src[idx];
-        quant_store<T, OutT, N>(w, s, p, state, stream, (g * P + idx) * N, out);
+        quant_store<RM, T, OutT, N>(w, s, inv, p, state, stream, (g * P + idx) * N, out);
       }
     }
   }
 }
 
 // x viewed as (outer, R, inner). A tile is TR rows x PC packs (PC * N columns) of one outer
-// index. Thread t holds column pack t % PC of rows t / PC + k * (kThreads / PC), k < NP.
+// index. Thread t holds column pack t % PC of rows t / PC + k * (TT / PC), k < NP.
 // out_b: groups of TR rows along R (one scale per column of the tile).
 // out_a (optional, outer == 1): groups of bap consecutive packs along a row.
-template <typename T, typename OutT, int N>
-__global__ void __launch_bounds__(kThreads, 2)
+// Each element's |x| is computed once and feeds both absmaxes; column scales and their
+// reciprocals are computed once per column (shared memory), not once per thread.
+template <int RM, typename T, typename OutT, int N, int TT, int NPM>
+__global__ void __launch_bounds__(TT, 2)
     tile_kernel(const T* __restrict__ x, OutT* __restrict__ out_a, OutT* __restrict__ out_b,
                 int64_t outer, int64_t R, int64_t inner, int TR, int PC, int NP, int bap,
                 QParams pa, QParams pb, const int64_t* state, int stream_a, int stream_b) {
   using PackT = Pack<T, N>;
-  __shared__ float part[kThreads * N];
+  __shared__ float part[TT * N];
+  __shared__ float col_s[TT * N];
+  __shared__ float col_i[TT * N];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int cp = tid % PC, r0 = tid / PC, rstep = kThreads / PC;
+  const int cp = tid % PC, r0 = tid / PC, rstep = TT / PC;
+  const int ncols = PC * N;
   const int64_t tile_cols = static_cast<int64_t>(PC) * N;
   const int64_t tiles_c = (inner + tile_cols - 1) / tile_cols;
   const int64_t tiles_r = R / TR;
   const int64_t ntiles = outer * tiles_r * tiles_c;
+  const int nslots = PC >= 32 ? TT / PC : TT / 32;
+  const int slot = PC >= 32 ? tid / PC : warp;
   for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
     const int64_t ct = tile % tiles_c;
     const int64_t rest = tile / tiles_c;
@@ -399,9 +486,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int64_t col = (ct * PC + cp) * N;
     const bool cvalid = col < inner;
     const int64_t base = (o * R + rt * TR) * inner + col;
-    PackT v[kTileRegs];
+    PackT v[NPM];
 #pragma unroll
-    for (int k = 0; k < kTileRegs; ++k) {
+    for (int k = 0; k < NPM; ++k) {
       if (k < NP) {
         if (cvalid) {
           v[k] = *reinterpret_cast<const PackT*>(x + base + (r0 + k * rstep) * inner);
@@ -411,75 +498,94 @@ __global__ void __launch_bounds__(kThreads, 2)
         }
       }
     }
-    if (out_a != nullptr) {
+    float cm[N], rm[NPM];
 #pragma unroll
-      for (int k = 0; k < kTileRegs; ++k) {
-        if (k < NP) {
-          float m = pack_absmax(v[k]);
-          for (int off = bap >> 1; off > 0; off >>= 1)
-            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-          const float s = scale_of(m, pa);
-          if (cvalid)
-            quant_store<T, OutT, N>(v[k], s, pa, state, stream_a, base + (r0 + k * rstep) * inner,
-                                    out_a);
+    for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+    for (int k = 0; k < NPM; ++k) {
+      rm[k] = 0.f;
+      if (k < NP) {
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+          const float a = fin_abs(to_f(v[k].v[j]));
+          cm[j] = fmaxf(cm[j], a);
+          rm[k] = fmaxf(rm[k], a);
         }
       }
     }
     if (out_b != nullptr) {
-      float cm[N];
-#pragma unroll
-      for (int j = 0; j < N; ++j) cm[j] = 0.f;
-#pragma unroll
-      for (int k = 0; k < kTileRegs; ++k) {
-        if (k < NP) {
-#pragma unroll
-          for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v[k].v[j])));
-        }
-      }
       for (int off = PC; off < 32; off <<= 1) {
 #pragma unroll
         for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
       }
-      const int nslots = PC >= 32 ? kThreads / PC : kThreads / 32;
-      const int slot = PC >= 32 ? tid / PC : warp;
       if (PC >= 32 || lane < PC) {
 #pragma unroll
         for (int j = 0; j < N; ++j) part[(slot * PC + cp) * N + j] = cm[j];
       }
       __syncthreads();
-      float s[N], inv[N];
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
+      for (int c = tid; c < ncols; c += TT) {
         float m = 0.f;
-        for (int q = 0; q < nslots; ++q) m = fmaxf(m, part[(q * PC + cp) * N + j]);
-        s[j] = scale_of(m, pb);
-        inv[j] = __fdiv_rn(1.f, s[j]);
+        for (int q = 0; q < nslots; ++q) m = fmaxf(m, part[q * ncols + c]);
+        const float sc = scale_of(m, pb);
+        col_s[c] = sc;
+        col_i[c] = __fdiv_rn(1.f, sc);
       }
-      __syncthreads();
-      if (cvalid) {
+    }
+    if (out_a != nullptr) {
 #pragma unroll
-        for (int k = 0; k < kTileRegs; ++k) {
-          if (k < NP)
-            quant_store_each<T, OutT, N>(v[k], s, inv, pb, state, stream_b,
-                                         base + (r0 + k * rstep) * inner, out_b);
+      for (int k = 0; k < NPM; ++k) {
+        if (k < NP) {
+          float m = rm[k];
+          for (int off = bap >> 1; off > 0; off >>= 1)
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+          const float sc = scale_of(m, pa);
+          const float iv = __fdiv_rn(1.f, sc);
+          if (cvalid)
+            quant_store<RM, T, OutT, N>(v[k], sc, iv, pa, state, stream_a,
+                                        base + (r0 + k * rstep) * inner, out_a);
         }
       }
+    }
+    if (out_b != nullptr) {
+      __syncthreads();
+      float sc[N], iv[N];
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        sc[j] = col_s[cp * N + j];
+        iv[j] = col_i[cp * N + j];
+      }
+      if (cvalid) {
+#pragma unroll
+        for (int k = 0; k < NPM; ++k) {
+          if (k < NP)
+            quant_store_each<RM, T, OutT, N>(v[k], sc, iv, pb, state, stream_b,
+                                             base + (r0 + k * rstep) * inner, out_b);
+        }
+      }
+      __syncthreads();  // part / col_s are rewritten by the next tile
     }
   }
 }
 
-// Absmax of the whole tensor into amax[0] (zero-initialised).
+// Absmax of the whole tensor into amax[0] (zero-initialised); four loads in flight per thread.
 template <typename T, int N>
 __global__ void __launch_bounds__(kThreads)
     amax_all_kernel(const T* __restrict__ x, int64_t npacks, float* amax) {
   using PackT = Pack<T, N>;
+  constexpr int U = 4;
   __shared__ float red[32];
   float m = 0.f;
   const PackT* src = reinterpret_cast<const PackT*>(x);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < npacks;
-       i += stride)
-    m = fmaxf(m, pack_absmax(src[i]));
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; i + (U - 1) * stride < npacks; i += U * stride) {
+    PackT v[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) v[u] = src[i + u * stride];
+#pragma unroll
+    for (int u = 0; u < U; ++u) m = fmaxf(m, pack_absmax(v[u]));
+  }
+  for (; i < npacks; i += stride) m = fmaxf(m, pack_absmax(src[i]));
   m = block_max(m, red);
   if (threadIdx.x == 0) atomic_max_nonneg(amax, m);
 }
@@ -502,9 +608,20 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < N; ++j) cm[j] = 0.f;
     const int64_t r_begin = rc * chunk;
-    for (int r = 0; r < chunk; ++r) {
-      const PackT v =
-          *reinterpret_cast<const PackT*>(x + (o * R + r_begin + r) * inner + cp * N);
+    const T* col0 = x + (o * R + r_begin) * inner + cp * N;
+    int r = 0;
+    for (; r + 3 < chunk; r += 4) {
+      PackT v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) v[u] = *reinterpret_cast<const PackT*>(col0 + (r + u) * inner);
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+#pragma unroll
+        for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v[u].v[j])));
+      }
+    }
+    for (; r < chunk; ++r) {
+      const PackT v = *reinterpret_cast<const PackT*>(col0 + r * inner);
 #pragma unroll
       for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v.v[j])));
     }
@@ -515,33 +632,45 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // mode 0: scale 1; mode 1: one absmax amax[0]; mode 2: absmax per (outer, R / B, inner) group.
-template <typename T, typename OutT, int N>
+template <int RM, typename T, typename OutT, int N>
 __global__ void __launch_bounds__(kThreads)
     apply_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t npacks, int mode,
                  const float* __restrict__ amax, int64_t R, int64_t inner, int64_t B, QParams p,
                  const int64_t* state, int stream) {
   using PackT = Pack<T, N>;
+  constexpr int U = 4;
   const PackT* src = reinterpret_cast<const PackT*>(x);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const float s_all = mode == 1 ? scale_of(amax[0], p) : 1.f;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < npacks;
-       i += stride) {
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (mode != 2) {
+    const float s_all = mode == 1 ? scale_of(amax[0], p) : 1.f;
+    const float inv = __fdiv_rn(1.f, s_all);
+    for (; i + (U - 1) * stride < npacks; i += U * stride) {
+      PackT v[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) v[u] = src[i + u * stride];
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+        quant_store<RM, T, OutT, N>(v[u], s_all, inv, p, state, stream, (i + u * stride) * N,
+                                    out);
+    }
+    for (; i < npacks; i += stride)
+      quant_store<RM, T, OutT, N>(src[i], s_all, inv, p, state, stream, i * N, out);
+    return;
+  }
+  for (; i < npacks; i += stride) {
     const PackT v = src[i];
     const int64_t i0 = i * N;
-    if (mode != 2) {
-      quant_store<T, OutT, N>(v, s_all, p, state, stream, i0, out);
-    } else {
-      const int64_t c = i0 % inner, rest = i0 / inner;
-      const int64_t r = rest % R, o = rest / R;
-      const float* a = amax + (o * (R / B) + r / B) * inner + c;
-      float s[N], inv[N];
+    const int64_t c = i0 % inner, rest = i0 / inner;
+    const int64_t r = rest % R, o = rest / R;
+    const float* a = amax + (o * (R / B) + r / B) * inner + c;
+    float s[N], inv[N];
 #pragma unroll
-      for (int j = 0; j < N; ++j) {
-        s[j] = scale_of(a[j], p);
-        inv[j] = __fdiv_rn(1.f, s[j]);
-      }
-      quant_store_each<T, OutT, N>(v, s, inv, p, state, stream, i0, out);
+    for (int j = 0; j < N; ++j) {
+      s[j] = scale_of(a[j], p);
+      inv[j] = __fdiv_rn(1.f, s[j]);
     }
+    quant_store_each<RM, T, OutT, N>(v, s, inv, p, state, stream, i0, out);
   }
 }
 
@@ -552,69 +681,108 @@ inline int sm_count() {
   return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
 }
 
-inline int grid_for(int64_t work_threads) {
+inline int grid_for(int64_t work_threads, int per_sm = 8) {
   const int64_t blocks = (work_threads + kThreads - 1) / kThreads;
-  const int64_t cap = static_cast<int64_t>(sm_count()) * 8;
+  const int64_t cap = static_cast<int64_t>(sm_count()) * per_sm;
   return static_cast<int>(std::max<int64_t>(1, std::min(blocks, cap)));
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Calls f with std::integral_constant<int, RM>: 0 (the branch-free nearest-even path) when
+// every format rounds to nearest even and packs are vectors, else -1 (mode read at run time).
+template <int N, typename F>
+inline void with_rm(bool rne, F&& f) {
+  if constexpr (N > 1) {
+    if (rne) {
+      f(std::integral_constant<int, 0>{});
+      return;
+    }
+  }
+  f(std::integral_constant<int, -1>{});
+}
 
 template <typename T, typename OutT, int N>
 void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams& p,
                  const int64_t* state, int stream) {
   auto cu = at::cuda::getCurrentCUDAStream();
   const int64_t P = L / N, ngroups = numel / L;
-  int tpg = 1;  // largest power of two dividing P, <= 32, aiming at two packs per lane
-  while (tpg < 32 && P % (tpg * 2) == 0 && P / (tpg * 2) >= 2) tpg *= 2;
+  int tpg = 1;  // largest power of two dividing P, <= 32, aiming at four packs per lane
+  while (tpg < 32 && P % (tpg * 2) == 0 && P / (tpg * 2) >= 4) tpg *= 2;
   const int64_t npt = P / tpg;
-  if (npt <= kRowRegs) {
-    const int64_t warps = (ngroups + (32 / tpg) - 1) / (32 / tpg);
-    if (npt <= 2)
-      rows_warp_kernel<T, OutT, N, 2><<<grid_for(warps * 32), kThreads, 0, cu>>>(
-          x, out, ngroups, static_cast<int>(P), tpg, static_cast<int>(npt), p, state, stream);
-    else
-      rows_warp_kernel<T, OutT, N, kRowRegs><<<grid_for(warps * 32), kThreads, 0, cu>>>(
-          x, out, ngroups, static_cast<int>(P), tpg, static_cast<int>(npt), p, state, stream);
-  } else {
-    const int64_t cap = static_cast<int64_t>(sm_count()) * 8;
-    const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ngroups, cap)));
-    rows_block_kernel<T, OutT, N><<<grid, kThreads, 0, cu>>>(x, out, ngroups, P, p, state, stream);
-  }
+  with_rm<N>(p.rounding == 0, [&](auto rm) {
+    constexpr int RM = decltype(rm)::value;
+    if (npt <= kRowRegs) {
+      const int64_t warps = (ngroups + (32 / tpg) - 1) / (32 / tpg);
+      if (npt <= 4)
+        rows_warp_kernel<RM, T, OutT, N, 4><<<grid_for(warps * 32, 16), kThreads, 0, cu>>>(
+            x, out, ngroups, static_cast<int>(P), tpg, static_cast<int>(npt), p, state, stream);
+      else
+        rows_warp_kernel<RM, T, OutT, N, kRowRegs><<<grid_for(warps * 32, 16), kThreads, 0, cu>>>(
+            x, out, ngroups, static_cast<int>(P), tpg, static_cast<int>(npt), p, state, stream);
+    } else {
+      const int64_t cap = static_cast<int64_t>(sm_count()) * 16;
+      const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ngroups, cap)));
+      rows_block_kernel<RM, T, OutT, N><<<grid, kThreads, 0, cu>>>(x, out, ngroups, P, p, state,
+                                                                  stream);
+    }
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// Tile shape for groups of TR rows (and optional row groups of bap packs): PC packs per tile row,
-// NP packs per thread. Returns false when no shape fits.
-inline bool tile_shape(int64_t TR, int N, int elem_bytes, int bap, int* PC, int* NP) {
+// Tile shape for groups of TR rows (and optional row groups of bap packs) with TT threads: PC
+// packs per tile row, NP packs per thread. Returns false when no shape fits.
+inline bool tile_shape(int64_t TR, int N, int elem_bytes, int bap, int TT, int* PC, int* NP) {
   const int pc_min = std::max(128 / (N * elem_bytes), std::max(bap, 1));
   int best = -1;
-  for (int pc = 1; pc <= kThreads; pc *= 2) {
+  for (int pc = 1; pc <= TT; pc *= 2) {
     if (pc < bap || (bap > 0 && pc % bap != 0)) continue;
-    if ((TR * pc) % kThreads != 0) continue;
-    const int64_t np = TR * pc / kThreads;
+    if ((TR * pc) % TT != 0) continue;
+    const int64_t np = TR * pc / TT;
     if (np < 1 || np > kTileRegs) continue;
     if (best < 0 || (best < pc_min && pc > best) || (pc >= pc_min && pc < best)) best = pc;
   }
   if (best < 0) return false;
   *PC = best;
-  *NP = static_cast<int>(TR * best / kThreads);
+  *NP = static_cast<int>(TR * best / TT);
   return true;
 }
 
+// Picks 512 threads (four packs per thread for a 128 x 128 bf16 tile) when a shape fits,
+// else 256. Returns false when neither fits.
 template <typename T, typename OutT, int N>
-void launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R, int64_t inner,
-                 int TR, int PC, int NP, int bap, const QParams& pa, const QParams& pb,
-                 const int64_t* state, int stream_a, int stream_b) {
+bool launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R, int64_t inner,
+                 int TR, int bap, const QParams& pa, const QParams& pb, const int64_t* state,
+                 int stream_a, int stream_b) {
+  int PC, NP, TT;
+  if (N > 1 && tile_shape(TR, N, sizeof(T), bap, 512, &PC, &NP) && NP <= 4) {
+    TT = 512;
+  } else if (tile_shape(TR, N, sizeof(T), bap, 256, &PC, &NP)) {
+    TT = 256;
+  } else {
+    return false;
+  }
   auto cu = at::cuda::getCurrentCUDAStream();
   const int64_t tile_cols = static_cast<int64_t>(PC) * N;
   const int64_t tiles_c = (inner + tile_cols - 1) / tile_cols;
   const int64_t ntiles = outer * (R / TR) * tiles_c;
-  const int64_t cap = static_cast<int64_t>(sm_count()) * 8;
+  const int64_t cap = static_cast<int64_t>(sm_count()) * (TT == 512 ? 4 : 8);
   const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ntiles, cap)));
-  tile_kernel<T, OutT, N><<<grid, kThreads, 0, cu>>>(x, out_a, out_b, outer, R, inner, TR, PC, NP,
-                                                     bap, pa, pb, state, stream_a, stream_b);
+  const bool rne = pb.rounding == 0 && (out_a == nullptr || pa.rounding == 0);
+  with_rm<N>(rne, [&](auto rm) {
+    constexpr int RM = decltype(rm)::value;
+    if constexpr (N > 1) {
+      if (TT == 512) {
+        tile_kernel<RM, T, OutT, N, 512, 4><<<grid, 512, 0, cu>>>(
+            x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b);
+        return;
+      }
+    }
+    tile_kernel<RM, T, OutT, N, 256, kTileRegs><<<grid, 256, 0, cu>>>(
+        x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
 }
 
 template <typename T, typename OutT, int N>
@@ -645,8 +813,11 @@ void launch_generic(const T* x, OutT* out, int64_t numel, int mode, int64_t oute
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     amax_ptr = amax.data_ptr<float>();
   }
-  apply_kernel<T, OutT, N><<<grid_for(numel / N), kThreads, 0, cu>>>(
-      x, out, numel / N, mode, amax_ptr, R, inner, B, p, state, stream);
+  with_rm<N>(p.rounding == 0, [&](auto rm) {
+    constexpr int RM = decltype(rm)::value;
+    apply_kernel<RM, T, OutT, N><<<grid_for(numel / N), kThreads, 0, cu>>>(
+        x, out, numel / N, mode, amax_ptr, R, inner, B, p, state, stream);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -657,7 +828,7 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
   const T* xp = reinterpret_cast<const T*>(x.data_ptr());
   OutT* op = reinterpret_cast<OutT*>(out.data_ptr());
   const int64_t numel = x.numel();
-  const bool al = aligned16(xp);
+  const bool al = aligned16(xp) && aligned16(op);
   if (granularity == 0 || granularity == -1) {
     const int mode = granularity == 0 ? 0 : 1;
     if (al && numel % V == 0)
@@ -680,18 +851,16 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
     return;
   }
   const bool vec = al && inner % V == 0;
-  int PC, NP;
-  if (vec && tile_shape(B, V, sizeof(T), 0, &PC, &NP)) {
-    launch_tile<T, OutT, V>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), PC, NP, 0, p, p,
-                            state, stream, stream);
-  } else if (!vec && tile_shape(B, 1, sizeof(T), 0, &PC, &NP)) {
-    launch_tile<T, OutT, 1>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), PC, NP, 0, p, p,
-                            state, stream, stream);
-  } else if (vec) {
+  if (vec && launch_tile<T, OutT, V>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), 0, p,
+                                     p, state, stream, stream))
+    return;
+  if (!vec && launch_tile<T, OutT, 1>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), 0, p,
+                                      p, state, stream, stream))
+    return;
+  if (vec)
     launch_generic<T, OutT, V>(xp, op, numel, 2, outer, R, inner, B, p, state, stream, x);
-  } else {
+  else
     launch_generic<T, OutT, 1>(xp, op, numel, 2, outer, R, inner, B, p, state, stream, x);
-  }
 }
 
 inline const int64_t* seed_ptr(const std::optional<at::Tensor>& seed, const at::Tensor& x,
@@ -714,17 +883,16 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
                int stream_a, int stream_b) {
   constexpr int V = 16 / sizeof(T);
   const int64_t R = x.size(0), C = x.size(1);
-  if (!aligned16(x.data_ptr()) || C % V != 0 || block_a % V != 0) return false;
+  if (!aligned16(x.data_ptr()) || !aligned16(oa.data_ptr()) || !aligned16(ob.data_ptr()) ||
+      C % V != 0 || block_a % V != 0)
+    return false;
   const int64_t bap = block_a / V;
   if (bap > 32 || (bap & (bap - 1)) != 0) return false;
-  int PC, NP;
-  if (!tile_shape(block_b, V, sizeof(T), static_cast<int>(bap), &PC, &NP)) return false;
-  launch_tile<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
-                          reinterpret_cast<OutT*>(oa.data_ptr()),
-                          reinterpret_cast<OutT*>(ob.data_ptr()), 1, R, C,
-                          static_cast<int>(block_b), PC, NP, static_cast<int>(bap), pa, pb, state,
-                          stream_a, stream_b);
-  return true;
+  return launch_tile<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
+                                 reinterpret_cast<OutT*>(oa.data_ptr()),
+                                 reinterpret_cast<OutT*>(ob.data_ptr()), 1, R, C,
+                                 static_cast<int>(block_b), static_cast<int>(bap), pa, pb, state,
+                                 stream_a, stream_b);
 }
 
 }  // namespace detail
