@@ -157,7 +157,8 @@ def render(ctx: S.Context, sink, source: str) -> str:
 
 
 def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision=None,
-                 holdout: bool | dict = False, svg: bool = True) -> Path:
+                 holdout: bool | dict = False, svg: bool = True,
+                 source: str | None = None) -> Path:
     """Write the report of a fit: ``out_dir/index.html`` and ``out_dir/figures/*.png``.
 
     Parameters
@@ -182,13 +183,16 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
         report says the check was not run.
     svg : bool
         Also write each figure as SVG.
+    source : str, optional
+        Where the fit came from, shown under the title (default: its path).
 
     Returns
     -------
     pathlib.Path
         The path of ``index.html``.
     """
-    tree, name, source = _load(fit_path_or_tree)
+    tree, name, where = _load(fit_path_or_tree)
+    source = source or where
     table, new = _runs(runs, tree)
     extra = _extra(extra_fits)
     if decision is not None:

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesfp.bayes import compare as cmp
 from bayesfp.bayes import derived as dv
+from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo, ppc_coverage
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.io import fit_info
 from bayesfp.laws.registry import get_law
@@ -263,7 +263,7 @@ def coefficients(ctx: Context, sink) -> str:
 
 def fit_quality(ctx: Context, sink) -> str:
     pred = q.predictive_table(ctx.thinned)
-    cov = cmp.ppc_coverage(ctx.thinned)
+    cov = ppc_coverage(ctx.thinned)
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
     if cov.get(0.9, 1.0) < 0.8:
@@ -279,13 +279,13 @@ def fit_quality(ctx: Context, sink) -> str:
            + sink(F.residual_plot(pred), "residuals",
                   "Residuals of log-loss from the law's median, over the noise sd, against N, "
                   "D, E, M and B."))
-    lo = cmp.loo(ctx.tree)
+    lo = loo(ctx.tree)
     lt = pd.DataFrame({"value": [num(lo["elpd"], 6), num(lo["se"]), num(lo["p_loo"]),
                                  num(lo["pareto_k_max"]), str(lo["n_bad_k"])]},
                       index=pd.Index(["elpd_loo (log-loss)", "se", "p_loo", "max Pareto k",
-                                      f"runs with k > {cmp.PARETO_K_MAX}"], name="PSIS-LOO"))
+                                      f"runs with k > {PARETO_K_MAX}"], name="PSIS-LOO"))
     if lo["n_bad_k"]:
-        ctx.warnings.append(f"{lo['n_bad_k']} runs have Pareto k > {cmp.PARETO_K_MAX}: their "
+        ctx.warnings.append(f"{lo['n_bad_k']} runs have Pareto k > {PARETO_K_MAX}: their "
                             "LOO estimates are unreliable (influential runs).")
         lt.loc["influential runs"] = ", ".join(lo["bad_runs"][:10])
     out += ("<h3>Leave-one-out predictive accuracy</h3>" + table(lt)
@@ -295,7 +295,7 @@ def fit_quality(ctx: Context, sink) -> str:
     out += "<h3>Comparison across fitted laws</h3>"
     if ctx.extra_fits:
         fits = {ctx.name: ctx.tree} | dict(ctx.extra_fits)
-        ct = cmp.compare(fits)
+        ct = compare(fits)
         ct.index.name = "fit"
         cols = [c for c in ("rank", "elpd", "elpd_diff", "dse", "p", "weight", "n_bad_k",
                             "gate_passed") if c in ct.columns]
@@ -343,7 +343,7 @@ def _new_runs(ctx: Context, sink) -> str:
         return out + para(f"{len(runs)} runs of the given table are not in the fit; none has a "
                           "usable loss.")
     pred = q.predictive_table(ctx.thinned, ok)
-    cov = cmp.coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
+    cov = coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
                        ok["loss"].to_numpy(dtype=float))
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
@@ -367,8 +367,8 @@ def answers(ctx: Context, sink) -> str:
     out = ""
     d = q.data_summary(ctx.runs)
     if law in q.SUN_LAWS:
-        Ns = sorted(float(n) for n in ctx.runs.loc[ctx.runs.get("in_fit", True) == True,  # noqa: E712
-                                                   "N"].unique())
+        fitted = ctx.runs[ctx.runs["in_fit"].astype(bool)] if "in_fit" in ctx.runs else ctx.runs
+        Ns = sorted(float(n) for n in fitted["N"].unique())
         tab_n = sorted(set(Ns[-4:]) | set(TABLE_N))
         dct = q.d_crit_table(th, tab_n)
         wide = dct.assign(cell=[f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
