@@ -160,7 +160,7 @@ def test_run_time_limit_and_retries(tmp_path, capsys):
     result = run_sweep(grid, out, run_timeout=0.5, retries=1, progress=False,
                        echo=lambda s: None)
     (record,) = lines_of(out)
-    assert record["status"] == "failed" and record["reason"].startswith("time limit of 0 s")
+    assert record["status"] == "failed" and record["reason"].startswith("time limit of 0.5 s")
     assert result.written == {"failed": 1}
     err = capsys.readouterr().err
     assert err.count("retry 1/1") == 1 and "failed   " in err

@@ -165,7 +165,7 @@ def outcome(spec, p, returncode, seconds, timed_out=False):
                f"the trainer's run id {record.get('run_id')} is not the planned "
                f"{spec['run_id']} (changed corpus or code?)")
     elif timed_out:
-        why = f"time limit of {spec['timeout']:.0f} s reached"
+        why = f"time limit of {spec['timeout']:g} s reached"
     elif returncode < 0:
         try:
             why = f"killed by {signal.Signals(-returncode).name}"
