@@ -6,7 +6,10 @@ Usage::
 
 Times are medians of repeated CUDA-event timings (milliseconds). Cast benchmark: an 8192 x 8192
 bf16 tensor, E4M3, groups along the last dim. Linear benchmark: ``QuantLinear`` 4096 -> 4096 in
-bf16, 16384 tokens, forward + backward, unquantized vs quantized operands.
+bf16, 16384 tokens, forward + backward, unquantized vs quantized operands: ``ms`` times five
+steps back to back per CUDA-event pair (as a training loop runs them), ``ms_sync_each`` one step
+per pair with a host sync after each (host launch latency included), ``quant_kernels_ms`` the
+GPU time per step of the fake-quant kernels (torch profiler).
 """
 
 import argparse
@@ -24,8 +27,12 @@ from training.quant import LinearQuantConfig, quantize, quantize_reference  # no
 from training.quant.linear import QuantLinear  # noqa: E402
 
 
-def time_cuda(fn, reps: int, warmup: int = 3) -> float:
-    """Median milliseconds of ``fn`` over ``reps`` CUDA-event timings."""
+def time_cuda(fn, reps: int, warmup: int = 3, inner: int = 1) -> float:
+    """Median milliseconds of one call of ``fn`` over ``reps`` CUDA-event timings.
+
+    Each timing covers ``inner`` back-to-back calls (no host sync between them, as in a
+    training loop, so host-side launch work overlaps the previous call's GPU work).
+    """
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
@@ -33,11 +40,29 @@ def time_cuda(fn, reps: int, warmup: int = 3) -> float:
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        fn()
+        for _ in range(inner):
+            fn()
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(start.elapsed_time(end) / inner)
     return statistics.median(times)
+
+
+def quant_kernel_ms(fn, steps: int = 5) -> float:
+    """GPU milliseconds per call spent in the fake-quant extension's kernels (profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn()
+        torch.cuda.synchronize()
+    total = 0.0
+    for ev in prof.key_averages():
+        if "fq::" in ev.key or "_kernel" in ev.key and "fq" in ev.key:
+            total += ev.device_time_total
+    return total / steps / 1e3
 
 
 def bench_cast(n: int, reps: int, compile_reference: bool) -> list:
@@ -92,13 +117,18 @@ def bench_linear(tokens: int, features: int, reps: int) -> list:
             layer(x).backward(g)
 
         try:
-            ms = time_cuda(step, reps)
+            ms = time_cuda(step, reps, inner=5)
+            ms_sync = time_cuda(step, reps)
+            quant_ms = quant_kernel_ms(step)
         except Exception as err:  # keep the other rows
             print(f"{name}: failed: {err!r}"[:300])
             continue
-        base = ms if base is None else base
+        if base is None:
+            base, base_sync = ms, ms_sync
         flops = 3 * 2 * tokens * features * features
-        rows.append(dict(case=name, ms=ms, vs_unquantized=ms / base, tflops=flops / ms / 1e9))
+        rows.append(dict(case=name, ms=ms, vs_unquantized=ms / base, tflops=flops / ms / 1e9,
+                         ms_sync_each=ms_sync, vs_unquantized_sync_each=ms_sync / base_sync,
+                         quant_kernels_ms=quant_ms))
     return rows
 
 
@@ -127,7 +157,8 @@ def main():
     print(f"## Fake-quant cast, {args.size}x{args.size} bf16, e4m3 ({device})")
     print(markdown(cast, ["case", "granularity", "ms", "vs_copy", "tb_per_s"]))
     print(f"\n## QuantLinear {args.features}x{args.features}, {args.tokens} tokens, bf16 fwd+bwd")
-    print(markdown(linear, ["case", "ms", "vs_unquantized", "tflops"]))
+    print(markdown(linear, ["case", "ms", "vs_unquantized", "tflops", "ms_sync_each",
+                            "vs_unquantized_sync_each", "quant_kernels_ms"]))
     result = dict(device=torch.cuda.get_device_name(), torch=torch.__version__,
                   cuda=torch.version.cuda, args=vars(args), cast=cast, linear=linear)
     with open(args.out, "w") as fh:
