@@ -9,7 +9,7 @@ import xarray as xr
 
 from bayesfp.bayes import derived as dv
 from bayesfp.bayes.cli_fit import fit_bayes_command
-from bayesfp.bayes.compare import ppc_coverage
+from bayesfp.bayes.compare import holdout_check, ppc_coverage
 from bayesfp.bayes.io import fit_info, load_fit, save_fit
 from bayesfp.bayes.models import model_for
 from bayesfp.laws import SUN_2025, best_split, critical_data_size
@@ -165,3 +165,14 @@ def test_fit_command_writes_and_reports(runs, tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 1
     assert "FAILED" in captured.err
+
+
+@pytest.mark.slow
+def test_holdout_of_largest_N_is_covered(runs):
+    res = holdout_check(runs, "sun", sampler=dict(draws=500, tune=700, seed=4))
+    assert res["N_held"] == max(PAPER_N)
+    assert res["n_held"] == int(((runs["N"] == max(PAPER_N)) & (runs["status"] == "ok")).sum())
+    assert res["gate_passed"]
+    # losses simulated from the fitted law: extrapolated intervals cover about nominally
+    assert 0.3 <= res["coverage"][0.5] <= 0.75, res["coverage"]
+    assert res["coverage"][0.9] >= 0.8, res["coverage"]

@@ -4,7 +4,8 @@
 
     fit_bayes_command(runs_path, law="sun", pool_by=None, prior="default", out=None,
                       draws=1000, tune=1000, chains=4, seed=0, cores=2, sampler="nutpie",
-                      robust=False, sigma_by=None, hdi_prob=0.9, progress=True) -> int
+                      robust=False, sigma_by=None, hdi_prob=0.9, progress=True,
+                      pooling="partial", centred=False) -> int
 
 It reads and validates the run table, fits the law, runs the diagnostics gate, writes the fit
 (one NetCDF, default ``<runs stem>_<law>.nc`` in the working directory) and prints a summary:
@@ -117,7 +118,8 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
                       prior: str = "default", out=None, draws: int = 1000, tune: int = 1000,
                       chains: int = 4, seed: int = 0, cores: int = 2, sampler: str = "nutpie",
                       robust: bool = False, sigma_by: str | None = None, hdi_prob: float = 0.9,
-                      progress: bool = True) -> int:
+                      progress: bool = True, pooling: str = "partial",
+                      centred: bool = False) -> int:
     """Fit a law to a run table with NUTS, gate, save and print the summary.
 
     Parameters
@@ -142,6 +144,10 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
         Level of the printed HDIs.
     progress : bool
         Show the sampler's progress bar.
+    pooling : str
+        ``partial`` (hierarchical) or ``none`` (independent group offsets) with ``pool_by``.
+    centred : bool
+        Centred group offsets (for groups whose runs pin their offsets down).
 
     Returns
     -------
@@ -155,8 +161,8 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob: must lie in (0, 1), got {hdi_prob}")
     runs = read_runs(runs_path)
-    model = model_for(law, runs, pool_by=pool_by, prior=prior, robust=robust,
-                      sigma_by=sigma_by,
+    model = model_for(law, runs, pool_by=pool_by, pooling=pooling, centred=centred, prior=prior,
+                      robust=robust, sigma_by=sigma_by,
                       sampler=dict(draws=draws, tune=tune, chains=chains, seed=seed,
                                    cores=cores, sampler=sampler, progressbar=progress))
     if out is None:

@@ -115,7 +115,7 @@ def save_fit(tree: xr.DataTree, path: str | os.PathLike) -> Path:
     enc = {}
     for name in ("log_likelihood", "posterior"):
         if name in tree.children:
-            enc[f"/{name}"] = {v: {"zlib": True, "complevel": 4}
+            enc[f"/{name}"] = {v: {"zlib": True, "complevel": 4, "shuffle": True}
                                for v in tree[name].to_dataset().data_vars}
     tmp = path.with_name(path.name + ".tmp")
     tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc)

@@ -428,7 +428,7 @@ class LawModel:
         return attach_info(out, table, self.in_fit, info)
 
     def predict(self, idata, runs: pd.DataFrame, noise: bool = True, seed: int = 0):
-        """Posterior predictive loss for new runs; see :func:`bayesfp.bayes.derived.predict_loss`."""
+        """Posterior predictive loss of runs (see :func:`bayesfp.bayes.derived.predict_loss`)."""
         from bayesfp.bayes.derived import predict_loss
 
         return predict_loss(idata, runs, noise=noise, seed=seed)
