@@ -31,7 +31,7 @@ from training.train import Trainer  # noqa: E402
 MODES = {
     "bf16 eager": dict(format="bf16", cuda_graph=False),
     "bf16 graph": dict(format="bf16", cuda_graph=True),
-    "e4m3 B128 all, graph": dict(format="e4m3", granularity="128", operands="all",
+    "e4m3 B128 all graph": dict(format="e4m3", granularity="128", operands="all",
                                  cuda_graph=True),
 }
 VOCAB = 8192

@@ -11,7 +11,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 [ -d data/corpus ] || python3 -m training.corpus unpack data/corpus.tar.xz --out data/corpus
 python3 -c "from training.quant.kernel import load_extension; load_extension()"
 timeout 200 python3 benchmarks/bench_train.py --out "$OUT/train.json" 2>&1 | tee "$OUT/bench_train.log"
-timeout 90 python3 -m pytest tests/test_train_gpu.py -q -p no:cacheprovider --noconftest 2>&1 \
+[ -n "${SKIP_GPU_TESTS:-}" ] || timeout 90 python3 -m pytest tests/test_train_gpu.py -q -p no:cacheprovider --noconftest 2>&1 \
     | tail -20 | tee "$OUT/gpu_tests.log"
 # The sweep keeps per-run files beside its table: keep them out of $OUT, copy the table back.
 mkdir -p out/gpu-sweep
