@@ -2,6 +2,7 @@
 
     training train --config cfg.json --out record.json [--append runs.jsonl] [--key=value ...]
     training train --model=2m --tokens=40000000 --format=e4m3 --granularity=128 --operands=all
+    training train --nproc 4 --model=85m ...     # one run on 4 GPUs (torchrun, DDP)
 
 Any ``TrainConfig`` key can be given as ``--key=value`` (or ``--key value``); flags win over the
 config file. Bad input gives a one-line ``error: ...`` and exit status 2.
@@ -83,9 +84,20 @@ def train(
     append: str = typer.Option("", "--append", help="Also append the record as one line to "
                                "this JSONL run table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    nproc: int = typer.Option(0, "--nproc", help="Train the run data-parallel in this many "
+                              "processes (one per GPU, or gloo on the CPU) by starting torchrun; "
+                              "0: one process, or the processes of an enclosing torchrun."),
 ):
     """Train one run; extra --key=value flags override TrainConfig keys."""
     from training.config import load_config
+    from training.ddp import from_env, launch
+
+    try:
+        dist = from_env()
+    except ValueError as exc:
+        _error(exc)
+    if nproc < 0 or (nproc and dist.world_size > 1 and nproc != dist.world_size):
+        _error(f"nproc: {nproc} does not match the {dist.world_size} processes of this torchrun")
 
     try:
         cfg = load_config(config or None, ctx.args)
@@ -93,12 +105,19 @@ def train(
         _error(exc)
     if out or not cfg.out:
         cfg = replace(cfg, out=out or DEFAULT_OUT)
+    if nproc > 1 and dist.world_size == 1:
+        args = [a for flag, v in (("--config", config), ("--out", out), ("--append", append))
+                if v for a in (flag, v)]
+        raise typer.Exit(launch(nproc, ["train", *args, *(["--quiet"] if quiet else []),
+                                        *ctx.args]))
     from training.train import train as run_train
 
     try:
         record = run_train(cfg, progress=not quiet)
     except ValueError as exc:
         _error(exc)
+    if not dist.main:
+        return
     if append:
         from training.record import append_record
 

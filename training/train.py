@@ -15,6 +15,11 @@ the host only replays it and reads the loss log every ``check_every`` steps.
 Validation: fixed consecutive windows at the start of the val split (``eval_tokens`` tokens),
 loss summed in fp32 over every predicted token: nats/token.
 
+Data parallel (``training.ddp``): under torchrun each of K processes trains on its slice of every
+global batch and DDP averages the gradients; the train losses and validation sums are all-reduced,
+so every rank takes the same decisions, and rank 0 writes the record (``world_size`` K). DDP steps
+run eagerly (no CUDA graph).
+
 Divergence: a non-finite train loss, or a check window (after warm-up) whose mean train loss is
 above the first step's loss + ``diverge_margin``, ends the run with status ``diverged`` and the
 step; the record is still written.
@@ -22,6 +27,7 @@ step; the record is still written.
 
 import contextlib
 import dataclasses
+import inspect
 import math
 import time
 
@@ -30,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from training import ddp
 from training.config import is_quantized, parse_granularity, ptq_format_list, resolve
 from training.model import GPT, gpt_config, params_and_flops
 from training.record import canonical_json, environment, precision_fields, run_id, write_record
@@ -136,10 +143,15 @@ class Trainer:
         Resolved (``training.config.resolve``).
     data : object
         With ``train`` and ``val`` (1-D integer token arrays), ``vocab_size`` and ``corpus_hash``.
+    dist : training.ddp.Dist, optional
+        This process's place in a data-parallel run (process group joined, ``cfg.device`` this
+        rank's device); default: a single process.
     """
 
-    def __init__(self, cfg, data):
+    def __init__(self, cfg, data, dist=None):
         self.cfg = cfg
+        self.dist = dist or ddp.Dist()
+        ddp.check_split(cfg, self.dist.world_size)
         self.device = torch.device(cfg.device)
         self.tokens_per_step = cfg.batch_size * cfg.seq_len
         self.steps = cfg.tokens // self.tokens_per_step
@@ -160,6 +172,18 @@ class Trainer:
         # built on CPU, so the initial weights are the same on every device
         model = GPT(self.gpt_config, make_qconfig(cfg), cfg.backend, seed=cfg.seed)
         self.model = model.to(self.device)
+        self.net = self.model  # what the step calls: the model, or its DDP wrapper
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # buffers (rotary tables, stochastic-rounding counters) evolve alike on every rank:
+            # no broadcast before each forward (the keyword was renamed in torch 2.13)
+            no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in
+                       inspect.signature(DistributedDataParallel).parameters
+                       else "broadcast_buffers")
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None,
+                **{no_sync: False})
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         on_cuda = self.device.type == "cuda"
 
@@ -168,7 +192,8 @@ class Trainer:
         self.n_train = len(train)
         self.train_tokens = torch.from_numpy(train.astype(np.int32)).to(self.device)
         starts = window_starts(len(train), cfg.seq_len, self.steps, cfg.batch_size, cfg.seed)
-        self.starts = torch.from_numpy(starts).to(self.device)  # (steps, batch)
+        starts = starts[:, ddp.local_rows(cfg.batch_size, self.dist)]  # this rank's sequences
+        self.starts = torch.from_numpy(np.ascontiguousarray(starts)).to(self.device)  # (steps, b)
         self.offsets = torch.arange(cfg.seq_len + 1, device=self.device)  # (t+1,)
         self.lr_sched = torch.from_numpy(lr_schedule(cfg, self.steps)).float().to(self.device)
         self.lr_t = self.lr_sched[0].clone()  # 0-d, the optimizer's LR
@@ -203,7 +228,7 @@ class Trainer:
         self.lr_t.copy_(self.lr_sched.index_select(0, i).view(()))
         self.opt.zero_grad(set_to_none=True)
         with self.autocast():
-            _, loss = self.model(x, y)
+            _, loss = self.net(x, y)
         loss.backward()
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
@@ -214,6 +239,7 @@ class Trainer:
     def capture(self):
         """Capture ``_step`` in a CUDA graph, then undo the warm-up steps it needed."""
         assert self.device.type == "cuda", "CUDA graphs need a CUDA device"
+        assert self.dist.world_size == 1, "DDP steps are not captured"
         assert self.steps > N_WARMUP_CAPTURE, "too few steps to warm up a CUDA graph"
         saved = [p.detach().clone() for p in self.params]
         side = torch.cuda.Stream(self.device)
@@ -246,19 +272,29 @@ class Trainer:
             else:
                 self._step()
 
+    def losses(self, start, stop):
+        """Return the train losses of steps ``start:stop`` (mean over the ranks), numpy."""
+        return ddp.all_mean(self.loss_log[start:stop], self.dist).cpu().numpy()
+
     @torch.no_grad()
     def evaluate(self):
-        """Return the validation loss on the fixed windows, nats/token (float)."""
+        """Return the validation loss on the fixed windows, nats/token (float).
+
+        The windows go in batches of ``batch_size``; under DDP rank r takes every K-th batch from
+        the r-th, and the sums are all-reduced.
+        """
         was_training = self.model.training
         self.model.eval()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for k in range(0, len(self.val), self.cfg.batch_size):
+        bs, k0, k_step = self.cfg.batch_size, self.dist.rank, self.dist.world_size
+        for k in range(k0 * bs, len(self.val), k_step * bs):
             win = self.val[k:k + self.cfg.batch_size]  # (b, t+1)
             with self.autocast():
                 logits, _ = self.model(win[:, :-1])
             total += F.cross_entropy(logits.float().flatten(0, 1), win[:, 1:].reshape(-1),
                                      reduction="sum").double()
         self.model.train(was_training)
+        total = ddp.all_sum(total, self.dist)
         return float(total / (self.val.shape[0] * self.cfg.seq_len))
 
 
@@ -317,17 +353,19 @@ def check_divergence(chunk, start, first_loss, n_warmup, margin):
 def _fit(tr, cfg, ptq_formats, progress):
     """Run the training loop of ``tr``; return what the record needs."""
     steps = tr.steps
-    if cfg.cuda_graph and tr.device.type == "cuda" and steps > N_WARMUP_CAPTURE:
+    if (cfg.cuda_graph and tr.device.type == "cuda" and steps > N_WARMUP_CAPTURE
+            and tr.dist.world_size == 1):
         tr.capture()
     points, evals = _check_points(steps, cfg)
     n_warm = int(round(cfg.warmup_frac * steps))
     status, reason, diverged_step = "ok", None, None
     val_curve, first_loss, train_s, done = [], None, 0.0, 0
-    bar = tqdm(total=steps, unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=steps, unit="step", disable=not (progress and tr.dist.main),
+               dynamic_ncols=True, leave=False)
     for stop in points:
         t0 = time.perf_counter()
         tr.run(stop - done)
-        chunk = tr.loss_log[done:stop].cpu().numpy()  # the only host sync of the chunk
+        chunk = tr.losses(done, stop)  # the only host sync of the chunk
         train_s += time.perf_counter() - t0
         bar.update(stop - done)
         if first_loss is None:
@@ -354,7 +392,7 @@ def _fit(tr, cfg, ptq_formats, progress):
     else:
         loss = tr.evaluate()
         val_curve.append([done, done * tr.tokens_per_step, loss])
-    log = tr.loss_log[:done].cpu().numpy()
+    log = tr.losses(0, done)
     return {
         "status": status, "reason": reason, "diverged_step": diverged_step, "loss": loss,
         "ptq": ptq, "done": done, "train_s": train_s, "val_curve": val_curve,
@@ -367,7 +405,9 @@ def train(cfg, data=None, progress=True):
     """Train one run and return its record (written to ``cfg.out`` when set).
 
     A run that runs out of GPU memory gives a record with status ``failed`` instead of an
-    exception, so a sweep goes on; other errors propagate.
+    exception, so a sweep goes on; other errors propagate. Under torchrun (``WORLD_SIZE`` > 1)
+    the processes train the run together (``training.ddp``): every rank returns the record,
+    rank 0 writes it, and an out-of-memory error propagates (a lone rank cannot go on).
 
     Parameters
     ----------
@@ -388,6 +428,15 @@ def train(cfg, data=None, progress=True):
     cfg = resolve(cfg, torch.cuda.is_available())
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device: '{cfg.device}' requested but CUDA is not available")
+    dist, device, owned = ddp.setup(cfg.device)
+    try:
+        return _train(cfg, data, progress, dist, device, t_start)
+    finally:
+        ddp.teardown(owned)
+
+
+def _train(cfg, data, progress, dist, device, t_start):
+    """``train`` after the process group is joined; ``device`` is this rank's device."""
     if data is None:
         data = open_tokens(cfg.data)
     ptq_formats = ptq_format_list(cfg)
@@ -395,8 +444,11 @@ def train(cfg, data=None, progress=True):
     steps = cfg.tokens // tokens_per_step
     model_cfg = gpt_config(cfg.model, int(data.vocab_size), cfg.seq_len, cfg.quant_head)
     try:
-        result = _fit(Trainer(cfg, data), cfg, ptq_formats, progress)
+        trainer = Trainer(dataclasses.replace(cfg, device=device), data, dist)
+        result = _fit(trainer, cfg, ptq_formats, progress)
     except torch.cuda.OutOfMemoryError as exc:
+        if dist.world_size > 1:
+            raise
         result = {"status": "failed", "reason": "CUDA out of memory: " + str(exc).split("\n")[0],
                   "diverged_step": None, "loss": math.nan, "ptq": {}, "done": 0, "train_s": 0.0,
                   "val_curve": [], "train_curve": [], "cuda_graph": False, "eval_tokens": 0}
@@ -419,7 +471,8 @@ def train(cfg, data=None, progress=True):
         **{f"ptq_loss_{name}": value for name, value in result["ptq"].items()},
         "tokens_per_s": done * tokens_per_step / result["train_s"] if done else None,
         "wall_s": None,
-        **environment(cfg.device),
+        **environment(device),
+        "world_size": dist.world_size,
         "corpus_hash": str(data.corpus_hash),
         "config": canonical_json(dataclasses.asdict(cfg)),
         **({"group": cfg.group} if cfg.group else {}),
@@ -432,6 +485,6 @@ def train(cfg, data=None, progress=True):
         "val_curve": result["val_curve"],
     }
     record["wall_s"] = time.perf_counter() - t_start
-    if cfg.out:
+    if cfg.out and dist.main:
         write_record(cfg.out.replace("{run_id}", rid), record)
     return record
