@@ -56,7 +56,7 @@ def _same_run(one, two):
     assert (one["world_size"], two["world_size"]) == (1, 2)
     assert one["run_id"] == two["run_id"]
     c1, c2 = json.loads(one["config"]), json.loads(two["config"])
-    assert c1 | {"out": ""} == c2 | {"out": ""}
+    assert c1 | {"out": "", "nproc": 2} == c2 | {"out": ""}  # nproc: as it ran
     for key in ("N", "D", "steps", "steps_done", "eval_tokens"):
         assert one[key] == two[key], key
     assert _close(one["loss"], two["loss"]), (one["loss"], two["loss"])
@@ -79,7 +79,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     for key in ddp.NO_MULTICAST:
         env.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "training", "train", "--nproc", "2", "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "training", "train", "--nproc=2", "--quiet",
                            "--out", str(out), "--append", str(table), *flags],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -171,11 +171,24 @@ def test_env_and_command():
         ddp.torchrun_command(0, [])
 
 
-def test_cli_nproc_must_match_torchrun(monkeypatch, capsys):
+@pytest.mark.parametrize("world, args, message", [
+    ("2", ["--nproc=4"], "nproc: 4 does not match the 2 processes of this torchrun"),
+    ("1", ["--nproc=3"], "batch_size: 8 sequences do not split over 3 processes"),
+    ("1", ["--nproc=2", "--format=e4m3", "--granularity=channel"],
+     "granularity: channel-wise scales of x_bwd"),
+    ("1", ["--nproc=-1"], "nproc: must be >= 0"),
+])
+def test_cli_nproc_errors_once(monkeypatch, capsys, world, args, message):
     from training.cli import main
 
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", world)
     with pytest.raises(SystemExit) as exc:
-        main(["train", "--nproc", "4", "--model=test", "--device=cpu"])
+        main(["train", "--model=test", "--device=cpu", *args])
     assert exc.value.code == 2
-    assert "nproc: 4 does not match the 2 processes" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and message in err, err
+
+
+def test_train_refuses_nproc_without_torchrun():
+    with pytest.raises(ValueError, match="nproc: 2 processes are started by"):
+        train(tiny(nproc=2), progress=False)

@@ -2,10 +2,11 @@
 
     training train --config cfg.json --out record.json [--append runs.jsonl] [--key=value ...]
     training train --model=2m --tokens=40000000 --format=e4m3 --granularity=128 --operands=all
-    training train --nproc 4 --model=85m ...     # one run on 4 GPUs (torchrun, DDP)
+    training train --nproc=4 --model=85m ...     # one run on 4 GPUs (torchrun, DDP)
 
 Any ``TrainConfig`` key can be given as ``--key=value`` (or ``--key value``); flags win over the
-config file. Bad input gives a one-line ``error: ...`` and exit status 2.
+config file. With ``nproc`` > 1 the command starts itself again under torchrun in that many
+processes, which train the one run together (``training.ddp``). Bad input gives a one-line ``error: ...`` and exit status 2.
 
 Other subcommands live in their own modules and are registered in ``SUBCOMMANDS``: the name maps
 to ``"module:attribute"`` of a ``typer.Typer`` app (or any callable taking ``args`` and
@@ -84,32 +85,35 @@ def train(
     append: str = typer.Option("", "--append", help="Also append the record as one line to "
                                "this JSONL run table."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    nproc: int = typer.Option(0, "--nproc", help="Train the run data-parallel in this many "
-                              "processes (one per GPU, or gloo on the CPU) by starting torchrun; "
-                              "0: one process, or the processes of an enclosing torchrun."),
 ):
-    """Train one run; extra --key=value flags override TrainConfig keys."""
-    from training.config import load_config
-    from training.ddp import from_env, launch
+    """Train one run; extra --key=value flags override TrainConfig keys.
 
-    try:
-        dist = from_env()
-    except ValueError as exc:
-        _error(exc)
-    if nproc < 0 or (nproc and dist.world_size > 1 and nproc != dist.world_size):
-        _error(f"nproc: {nproc} does not match the {dist.world_size} processes of this torchrun")
+    With --nproc=K (K > 1) the run is trained data-parallel by K processes, one GPU each (gloo
+    processes with --device=cpu), started through torchrun.
+    """
+    import torch
+
+    from training.config import load_config, parse_flags, resolve
+    from training.ddp import check_nproc, check_split, from_env, launch
 
     try:
         cfg = load_config(config or None, ctx.args)
+        dist = from_env()
+        if dist.world_size > 1:
+            check_nproc(cfg.nproc, dist)
+        elif cfg.nproc > 1:  # errors once here, not once per process
+            check_split(resolve(cfg, torch.cuda.is_available()), cfg.nproc)
     except ValueError as exc:
         _error(exc)
     if out or not cfg.out:
         cfg = replace(cfg, out=out or DEFAULT_OUT)
-    if nproc > 1 and dist.world_size == 1:
+    if cfg.nproc > 1 and dist.world_size == 1:
         args = [a for flag, v in (("--config", config), ("--out", out), ("--append", append))
                 if v for a in (flag, v)]
-        raise typer.Exit(launch(nproc, ["train", *args, *(["--quiet"] if quiet else []),
-                                        *ctx.args]))
+        # nproc is left out: torchrun would take --nproc for its own --nproc-per-node
+        flags = [f"--{k}={v}" for k, v in parse_flags(ctx.args).items() if k != "nproc"]
+        raise typer.Exit(launch(cfg.nproc, ["train", *args, *(["--quiet"] if quiet else []),
+                                            *flags]))
     from training.train import train as run_train
 
     try:

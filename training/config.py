@@ -55,12 +55,13 @@ class TrainConfig:
     # system and output
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     cuda_graph: bool = True  # capture the whole training step in a CUDA graph (GPU only)
+    nproc: int = 0  # processes (one GPU each) training the run data-parallel (training.ddp)
     out: str = ""  # record JSON path; "" writes none
     group: str = ""  # free label copied into the record
 
 
 # Fields that do not change what a run computes: left out of the run id.
-NOT_IN_ID = ("data", "device", "cuda_graph", "out", "backend", "group")
+NOT_IN_ID = ("data", "device", "cuda_graph", "out", "backend", "group", "nproc")
 
 
 def _coerce(key, value, default):
@@ -241,7 +242,7 @@ def validate(cfg):
     for key in ("seq_len", "tokens", "eval_tokens", "check_every", "eval_points"):
         if getattr(cfg, key) <= 0:
             raise ValueError(f"{key}: must be > 0, got {getattr(cfg, key)}")
-    for key in ("batch_size", "lr", "weight_decay", "grad_clip", "diverge_margin"):
+    for key in ("batch_size", "lr", "weight_decay", "grad_clip", "diverge_margin", "nproc"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"{key}: must be >= 0, got {getattr(cfg, key)}")
     for key in ("min_lr_frac", "warmup_frac", "beta1", "beta2"):

@@ -69,6 +69,20 @@ def from_env(environ=None):
     return Dist(rank, world, int(env.get("LOCAL_RANK", str(rank))))
 
 
+def check_nproc(nproc, dist):
+    """Raise ValueError if a run asking for ``nproc`` processes runs in ``dist``'s world.
+
+    ``nproc`` 0 takes whatever torchrun started; with a single process ``nproc`` > 1 must be
+    launched first (``launch``, or ``training train`` which does it).
+    """
+    if nproc > 1 and dist.world_size == 1:
+        raise ValueError(f"nproc: {nproc} processes are started by `training train` or "
+                         f"torchrun; this is a single process")
+    if nproc and dist.world_size > 1 and nproc != dist.world_size:
+        raise ValueError(f"nproc: {nproc} does not match the {dist.world_size} processes of "
+                         f"this torchrun")
+
+
 def no_multicast_env(environ):
     """Return ``environ`` with ``NO_MULTICAST`` added where the variables are not set."""
     return {**NO_MULTICAST, **environ}

@@ -428,7 +428,10 @@ def train(cfg, data=None, progress=True):
     cfg = resolve(cfg, torch.cuda.is_available())
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device: '{cfg.device}' requested but CUDA is not available")
+    ddp.check_nproc(cfg.nproc, ddp.from_env())
     dist, device, owned = ddp.setup(cfg.device)
+    if dist.world_size > 1:
+        cfg = dataclasses.replace(cfg, nproc=dist.world_size)  # recorded as it ran
     try:
         return _train(cfg, data, progress, dist, device, t_start)
     finally:
