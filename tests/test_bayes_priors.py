@@ -59,7 +59,7 @@ def test_published_priors_are_centred_on_published_constants(demo):
         np.testing.assert_allclose(p[name], pub[name], rtol=1e-8)
     for name in ("n", "d", "gamma"):
         np.testing.assert_allclose(np.exp(p["log_" + name]), pub[name], rtol=1e-8)
-    assert m.priors["delta"].sigma == 0.2 and m.priors["a_Q"].sigma == 0.5
+    assert m.priors["pen_sum"].sigma == 0.2 and m.priors["a_Q"].sigma == 0.5
 
 
 def test_bad_settings_raise_value_errors(demo):

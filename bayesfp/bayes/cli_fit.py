@@ -30,7 +30,7 @@ EXIT_GATE_FAILED = 1
 REPORT_N = (1e8, 1e9, 1e10)
 
 
-_VERDICT = {"data-dominated": "data", "informed": "informed", "weak": "WEAK",
+_VERDICT = {"data-dominated": "data", "informed": "inf.", "weak": "WEAK",
             "prior-dominated": "PRIOR"}
 
 
@@ -59,7 +59,7 @@ def coefficient_table(fit, hdi_prob: float = 0.9) -> Table:
     ident = identification(fit)
     pct = int(round(hdi_prob * 100))
     t = Table(title=f"Posterior of {info['law']} ({info['n_runs']} runs)", title_justify="left")
-    t.add_column("coefficient", no_wrap=True)
+    t.add_column("coefficient", overflow="fold", min_width=16, max_width=22)
     for col in ("mean", "sd", f"HDI {pct}%", "R-hat", "ESS b/t", "post/prior"):
         t.add_column(col, justify="right", no_wrap=True)
     lo, hi = f"hdi{pct}_lb", f"hdi{pct}_ub"

@@ -18,6 +18,8 @@ T_N = n exp(-alpha cN), T_D = d exp(-beta cD) the two reducible terms there:
 - ``k_N = log(T_N / eps)``, ``k_D = log(T_D / eps)``: how the level splits between the
   irreducible loss and the two terms (only the curvature of the data tells);
 - ``s_N = log(alpha T_N)``, ``s_D = log(beta T_D)``: log slopes -dL/dlog N, -dL/dlog D there;
+- Sun: ``pen_sum = delta + nu`` and ``pen_share = log(delta / nu)`` (the exponent share fixes the
+  best split, E_opt + 0.5 = P delta / (delta + nu); delta and nu alone are strongly correlated);
 - Sun: ``a_Q = -log gamma + beta cDq - alpha cNq - delta cE - nu cM``: the log penalty per unit
   log2 B at the penalty's own centre (cNq, cDq, cE, cM: means of log N, log D, log(E+0.5),
   log(M+0.5) over the quantized runs, weighted by the squared penalty under the prior medians
@@ -451,8 +453,8 @@ class SunModel(LawModel):
     pooled_default = ("gamma",)
 
     def _sampled(self) -> dict:
-        return super()._sampled() | {"a_Q": "intercept_Q", "delta": "penalty_exponent",
-                                     "nu": "penalty_exponent"}
+        return super()._sampled() | {"a_Q": "intercept_Q", "pen_sum": "penalty_sum",
+                                     "pen_share": "penalty_share"}
 
     def _penalty_exponents(self, s):
         return s["alpha"], s["beta"]
@@ -461,22 +463,24 @@ class SunModel(LawModel):
         c = self.centres
         p = super().law_params(s)
         aq, bq = self._penalty_exponents(p | dict(s))
-        p.update(delta=s["delta"], nu=s["nu"])
-        p["log_gamma"] = (-s["a_Q"] + bq * c["cDq"] - aq * c["cNq"] - s["delta"] * c["cE"]
-                          - s["nu"] * c["cM"])
+        xp = _namespace(s["log_level"])
+        delta = s["pen_sum"] / (1.0 + xp.exp(-s["pen_share"]))
+        p.update(delta=delta, nu=s["pen_sum"] - delta)
+        p["log_gamma"] = (-s["a_Q"] + bq * c["cDq"] - aq * c["cNq"] - p["delta"] * c["cE"]
+                          - p["nu"] * c["cM"])
         return p
 
     def sampled_from_law(self, p):
         c = self.centres
         out = super().sampled_from_law(p)
         aq, bq = self._penalty_exponents(p)
-        out.update(delta=p["delta"], nu=p["nu"])
+        out.update(pen_sum=p["delta"] + p["nu"], pen_share=np.log(p["delta"] / p["nu"]))
         out["a_Q"] = (-np.log(p["gamma"]) + bq * c["cDq"] - aq * c["cNq"] - p["delta"] * c["cE"]
                       - p["nu"] * c["cM"])
         return out
 
     def deterministics(self):
-        return super().deterministics() + ("log_gamma",)
+        return super().deterministics() + ("delta", "nu", "log_gamma")
 
 
 class SunSepModel(SunModel):

@@ -102,8 +102,8 @@ class Prior:
 
 
 # Widths of priors centred on published constants: sd 0.5 for the log-scale variables (level,
-# log ratios, log slopes, a_Q, log gamma: a factor of ~1.65), 20% (log-sd 0.2) for the penalty
-# exponents delta and nu, 0.1 for the separate penalty exponents alpha_q and beta_q.
+# log ratios, log slopes, a_Q, log gamma: a factor of ~1.65), 0.2 for delta + nu (log-sd: 20%)
+# and for log(delta / nu), 0.1 for the separate penalty exponents alpha_q and beta_q.
 PUBLISHED_WIDTH = {"log": 0.5, "exponent": 0.2, "linear": 0.1}
 
 # Sd of each group's offset under no pooling (log units): large next to any plausible difference.
@@ -125,7 +125,7 @@ def default_priors(sampled: Mapping[str, str], centres: Mapping[str, float]) -> 
     ----------
     sampled : mapping
         Sampled variable name -> kind (``level``, ``log_ratio``, ``log_slope``,
-        ``intercept_Q``, ``penalty_exponent``, ``sep_exponent``, ``log_gamma``).
+        ``intercept_Q``, ``penalty_sum``, ``penalty_share``, ``sep_exponent``, ``log_gamma``).
     centres : mapping
         Data summaries: ``L_med`` and ``L_min`` (median and lowest loss, nats/token) and
         ``log2B_q`` (mean log2 B of the quantized runs).
@@ -145,7 +145,8 @@ def default_priors(sampled: Mapping[str, str], centres: Mapping[str, float]) -> 
       within a factor of 7 (2 sd).
     - ``a_Q``: Normal(log(0.01 L_med / log2B_q), 1.5): the penalty where it is largest is about
       1% of the loss, give or take a factor of 20 (2 sd).
-    - ``delta``, ``nu``: LogNormal(log 2.5, 0.6) (2 sd: 0.75 to 8.3).
+    - ``pen_sum = delta + nu``: LogNormal(log 5, 0.6) (2 sd: 1.5 to 17).
+    - ``pen_share = log(delta / nu)``: Normal(0, 0.7) (delta / nu within a factor 4, 2 sd).
     - ``alpha_q``, ``beta_q`` (``sun_sep``): Normal(0.35, 0.3).
     - Kumar's ``log_gamma_*``: Normal(log 2.5, 1) bits.
     - noise ``sigma`` of log-loss: HalfNormal(0.05); pooling scale ``tau``: HalfNormal(0.5).
@@ -157,7 +158,8 @@ def default_priors(sampled: Mapping[str, str], centres: Mapping[str, float]) -> 
         "log_ratio": Prior("normal", -0.5, 1.0),
         "log_slope": Prior("normal", math.log(0.35 * 0.25 * lmed), 1.0),
         "intercept_Q": Prior("normal", math.log(0.01 * lmed / q), 1.5),
-        "penalty_exponent": Prior("lognormal", math.log(2.5), 0.6),
+        "penalty_sum": Prior("lognormal", math.log(5.0), 0.6),
+        "penalty_share": Prior("normal", 0.0, 0.7),
         "sep_exponent": Prior("normal", 0.35, 0.3),
         "log_gamma": Prior("normal", math.log(2.5), 1.0),
     }
@@ -189,7 +191,7 @@ def centred_priors(sampled: Mapping[str, str], values: Mapping[str, np.ndarray],
             sd = float(np.std(tv)) * inflate
         elif kind in ("level", "log_ratio", "log_slope", "intercept_Q", "log_gamma"):
             sd = width["log"]
-        elif kind == "penalty_exponent":
+        elif kind in ("penalty_sum", "penalty_share"):
             sd = width["exponent"]
         else:
             sd = width["linear"]
