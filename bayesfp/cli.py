@@ -226,6 +226,29 @@ def decide_cmd(
     raise typer.Exit(code)
 
 
+@app.command("report")
+def report_cmd(
+    fit_file: Path = typer.Argument(..., help="A Bayesian fit (.nc) from bayesfp fit --method bayes."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder: index.html and figures/."),
+    runs: Path = typer.Option(None, "--runs",
+                              help="Run table to check the fit against; its runs not in the fit "
+                                   "are predicted."),
+    compare: list[Path] = typer.Option(None, "--compare",
+                                       help="Another fit of the same runs for the LOO comparison "
+                                            "(repeat the option)."),
+    decision: Path = typer.Option(None, "--decision",
+                                  help="Decision analysis JSON (written by bayesfp decide)."),
+    holdout: bool = typer.Option(False, "--holdout",
+                                 help="Run the held-out extrapolation check (one more fit)."),
+    svg: bool = typer.Option(True, "--svg/--no-svg", help="Also write the figures as SVG."),
+):
+    """Write a self-contained HTML report of a Bayesian fit (docs/reports.md)."""
+    from bayesfp.report.cli_report import report_command
+
+    raise typer.Exit(report_command(fit_file, out, runs=runs, compare=compare or (),
+                                    decision=decision, holdout=holdout, svg=svg))
+
+
 @app.command("pipeline")
 def pipeline_command(
     runs_file: Path = typer.Argument(

@@ -56,9 +56,9 @@ def test_bootstrap_intervals_cover_the_truth_at_nominal_rate(law):
     grid_fn, truth = CASES[law]
     grid = grid_fn()
     hits, total = 0, 0
-    for rep in range(8):
+    for rep in range(6):
         df = simulate_runs(grid, SIM[law], law=law, sigma=0.01, seed=100 + rep)
-        fit = fit_point(df, law, n_boot=50, seed=rep)
+        fit = fit_point(df, law, n_boot=40, seed=rep)
         for k, v in truth.items():
             lo, hi = fit.interval(k, 0.9)
             hits += lo <= v <= hi
