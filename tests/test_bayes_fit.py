@@ -12,7 +12,7 @@ from bayesfp.bayes.cli_fit import fit_bayes_command
 from bayesfp.bayes.compare import holdout_check, ppc_coverage
 from bayesfp.bayes.io import fit_info, load_fit, save_fit
 from bayesfp.bayes.models import model_for
-from bayesfp.laws import SUN_2025, best_split, critical_data_size
+from bayesfp.laws import SUN_2025, best_split, compute_optimal, critical_data_size
 from bayesfp.runs import write_runs
 from bayesfp.simulate import PAPER_BLOCKS, PAPER_D, PAPER_FORMATS, PAPER_N, run_grid, simulate_runs
 
@@ -179,3 +179,25 @@ def test_holdout_of_largest_N_is_covered(runs):
     # losses simulated from the fitted law: extrapolated intervals cover about nominally
     assert 0.3 <= res["coverage"][0.5] <= 0.75, res["coverage"]
     assert res["coverage"][0.9] >= 0.8, res["coverage"]
+
+
+@pytest.mark.slow
+def test_priors_from_a_previous_fit_are_moment_matched(fit, runs, model):
+    again = model_for("sun", runs, prior=fit)
+    assert again.prior_source == "previous fit"
+    post = fit["posterior"]
+    for name in model.sampled:
+        draws = np.asarray(post[name].values).ravel()
+        prior = again.priors[name]
+        v = np.log(draws) if prior.dist == "lognormal" else draws
+        np.testing.assert_allclose(prior.mu, v.mean(), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(prior.sigma, v.std(), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_compute_optimal_precision_covers_truth(fit):
+    res = dv.compute_optimal_precision(fit, [1e21], thin=10)
+    assert res["P"].dims == ("chain", "draw", "C")
+    true_p = float(compute_optimal(TRUTH, 1e21, "sun")["P"])
+    lo, hi = _interval(res["P"], 0.98)
+    assert lo <= true_p <= hi, (true_p, lo, hi)

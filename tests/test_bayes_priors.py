@@ -77,3 +77,37 @@ def test_bad_settings_raise_value_errors(demo):
         Prior("cauchy", 0, 1)
     with pytest.raises(ValueError, match="law"):
         model_for("kumar_ptq", demo)
+
+
+def test_model_variants_build_the_stated_structure(demo):
+    import pymc as pm
+
+    none = model_for("sun", demo, pool_by="operands", pooling="none").build_model()
+    names = {v.name for v in none.free_RVs}
+    assert "log_gamma_offset" in names and not any(n.startswith("tau") for n in names)
+    partial = model_for("sun", demo, pool_by="operands").build_model()
+    assert {"tau_gamma", "z_gamma"} <= {v.name for v in partial.free_RVs}
+    assert list(partial.coords["group"]) == ["w+w_bwd+x_bwd", "x+w+dy+w_bwd+dy2+x_bwd"]
+    robust = model_for("sun", demo, robust=True).build_model()
+    obs = robust["log_loss"]
+    assert obs.owner.op.name == "t"  # StudentT
+    by = model_for("sun", demo, sigma_by="operands").build_model()
+    assert by["sigma"].eval().shape == (3,)
+    kumar = model_for("kumar", demo, pool_by="operands")
+    # the KV cache is never quantized: its sensitivity is fixed, the other two are pooled
+    assert kumar.fixed["gamma_kv"] == 1.0 and kumar.pooled == ("gamma_w", "gamma_a")
+    assert isinstance(kumar.build_model(), pm.Model)
+
+
+@pytest.mark.slow
+def test_pymc_sampler_fallback_gives_the_same_fit_structure(demo):
+    from bayesfp.bayes.io import fit_info
+
+    fit = model_for("chinchilla", demo,
+                    sampler=dict(sampler="pymc", draws=200, tune=200, chains=2, seed=1)).fit()
+    assert {"posterior", "sample_stats", "log_likelihood", "fit_data"} <= set(fit.children)
+    assert fit["posterior"].sizes["draw"] == 200 and fit["posterior"].sizes["chain"] == 2
+    assert fit_info(fit)["sampler"]["sampler"] == "pymc"
+    assert np.isfinite(fit_info(fit)["gate"]["rhat_max"])
+    # eps + n N^-alpha + d D^-beta reproduces the runs to within a few percent
+    assert 0.005 < float(fit["posterior"]["sigma"].mean()) < 0.05
