@@ -80,6 +80,12 @@ def fit_command(
     draws: int = typer.Option(1000, min=10, help="bayes: draws per chain."),
     tune: int = typer.Option(1000, min=10, help="bayes: tuning steps per chain."),
     chains: int = typer.Option(4, min=1, help="bayes: chains."),
+    pooling: str = typer.Option("partial", help="bayes, with --pool-by: partial (hierarchical) "
+                                                "or none (independent group offsets)."),
+    robust: bool = typer.Option(False, "--robust", help="bayes: Student-t likelihood."),
+    sigma_by: str = typer.Option(None, "--sigma-by",
+                                 help="bayes: run-table column with one noise sd per value."),
+    sampler: str = typer.Option("nutpie", help="bayes: nutpie or pymc."),
 ):
     """Fit a scaling law to a run table and print its coefficients with intervals.
 
@@ -99,7 +105,8 @@ def fit_command(
             raise ValueError(f"--method bayes is unavailable: {exc}") from None
         code = fit_bayes_command(runs_file, law=law_obj.name, pool_by=pool_by, prior=prior,
                                  out=out, draws=draws, tune=tune, chains=chains, seed=seed,
-                                 level=level)
+                                 hdi_prob=level, pooling=pooling, robust=robust,
+                                 sigma_by=sigma_by, sampler=sampler)
         raise typer.Exit(code)
     if method != "point":
         raise ValueError(f"--method: unknown method {method!r}; choose point or bayes")
@@ -255,16 +262,99 @@ def pipeline_command(
         None, help="Run table. Default: the shipped run data (bayesfp/data)."
     ),
     law: str = typer.Option("sun", help="Law to fit."),
-    n_boot: int = typer.Option(200, "--n-boot", min=0, help="Bootstrap replicates."),
-    out_dir: Path = typer.Option(Path("out"), "--out-dir", "-o", help="Where outputs go."),
+    out_dir: Path = typer.Option(None, "--out-dir", "-o",
+                                 help="Put the fit, decision and report here. Default: the fit "
+                                      "in models/NAME_LAW.nc, the report and decision in "
+                                      "reports/NAME/ (NAME from the run table's file name)."),
+    pool_by: str = typer.Option("auto", "--pool-by",
+                                help="Pool the precision sensitivity over this run-table column; "
+                                     "auto: over operands when the runs quantized several "
+                                     "operand sets, none: complete pooling."),
+    budget: float = typer.Option(None, "--budget",
+                                 help="FLOP budget of the decision. Default: 10x the largest "
+                                      "run's 6 N D."),
+    formats: str = typer.Option("e2m1,e3m2,e4m3,bf16", help="Candidate formats of the decision."),
+    draws: int = typer.Option(1000, min=100, help="Draws per chain."),
+    chains: int = typer.Option(4, min=1, help="Chains."),
+    holdout: bool = typer.Option(True, "--holdout/--no-holdout",
+                                 help="Held-out extrapolation check in the report (one more fit)."),
     seed: int = typer.Option(0, help="Random seed."),
 ):
-    """The main job: fit the law to the run table and write the results to OUT_DIR."""
-    from bayesfp.datasets import default_runs_path
+    """The main job: Bayesian fit, decision and HTML report of a run table.
 
+    1. fits the law to the runs (nutpie, diagnostics gate) -> models/NAME_LAW.nc;
+    2. decides which candidate format to train in at the budget -> reports/NAME/decision.json;
+    3. writes the report with every figure and the decision -> reports/NAME/index.html.
+    """
+    import json
+    import time
+
+    from bayesfp.bayes.cli_fit import fit_bayes_command
+    from bayesfp.datasets import default_runs_path
+    from bayesfp.decide import decision_for_report
+    from bayesfp.report.html import write_report
+    from bayesfp.runs import ok_runs, read_runs
+
+    t0 = time.perf_counter()
     runs_file = runs_file or default_runs_path()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _fit_point_command(runs_file, law, n_boot, 0.9, seed, out_dir / f"{law}_point.json")
+    table = read_runs(runs_file)
+    ok = ok_runs(table)
+    if budget is None:
+        budget = float(10 * (6.0 * ok["N"].astype(float) * ok["D"].astype(float)).max())
+    quant_sets = ok.loc[ok["operands"] != "none", "operands"]
+    if pool_by == "auto":
+        pool_by = "operands" if quant_sets.nunique() > 1 else None
+    elif pool_by == "none":
+        pool_by = None
+    # A pooled fit decides for the group most runs were trained with.
+    group = None
+    if pool_by is not None:
+        col = ok.loc[ok["operands"] != "none", pool_by] if pool_by in ok else None
+        if col is None:
+            raise ValueError(f"--pool-by: the run table has no column {pool_by!r}")
+        group = str(col.astype(str).mode().iloc[0])
+    if out_dir is None:
+        name = Path(runs_file).stem.removesuffix("_runs") or "runs"
+        fit_path = Path("models") / f"{name}_{law}.nc"
+        report_dir = Path("reports") / name
+    else:
+        fit_path, report_dir = out_dir / "fit.nc", out_dir / "report"
+    fit_path.parent.mkdir(parents=True, exist_ok=True)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    console.rule(f"1/3 fit: {law} law on {runs_file}")
+    gate_code = fit_bayes_command(runs_file, law=law, pool_by=pool_by, out=fit_path, draws=draws,
+                                  tune=1000, chains=chains, seed=seed)
+    for_group = f" for {pool_by} = {group}" if group else ""
+    console.rule(f"2/3 decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
+    decision = decision_for_report(fit_path, budget=budget, formats=formats, seed=seed,
+                                   group=group)
+    dec_path = report_dir / "decision.json"
+    tmp = dec_path.with_name(dec_path.name + ".tmp")
+    tmp.write_text(json.dumps(decision, indent=1, default=str))
+    tmp.replace(dec_path)
+    _print_decision(decision)
+    console.rule("3/3 report")
+    report = write_report(fit_path, report_dir, decision=decision, holdout=holdout)
+    console.rule(f"done in {time.perf_counter() - t0:.0f} s")
+    console.print(f"fit       {fit_path}\ndecision  {dec_path}\nreport    {report}",
+                  highlight=False)
+    if gate_code:
+        err_console.print("warning: the fit failed its diagnostics gate; see the report",
+                          style="bold red")
+    raise typer.Exit(gate_code)
+
+
+def _print_decision(decision):
+    t = Table(title="Which format to train in", title_justify="left")
+    for col in ("format", "expected loss", "P(best)", "regret"):
+        t.add_column(col, justify="left" if col == "format" else "right")
+    for c in decision.get("candidates", []):
+        t.add_row(str(c.get("format", c.get("name", "?"))), f"{c['expected_loss']:.4f}",
+                  f"{c['p_best']:.2f}", f"{c['regret']:.2g}")
+    console.print(t)
+    if "choice" in decision:
+        console.print(f"Bayes-optimal choice: [bold]{decision['choice']}[/]; EVPI "
+                      f"{decision.get('evpi', float('nan')):.3g} nats/token")
 
 
 # ---------------------------------------------------------------------------------------------
