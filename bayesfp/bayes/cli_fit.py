@@ -87,20 +87,28 @@ def derived_tables(fit, hdi_prob: float = 0.9) -> list[Table]:
     if fit_info(fit)["law"] not in ("sun", "sun_sep"):
         return []
     pct = int(round(hdi_prob * 100))
-    dc = dv.d_crit(fit, REPORT_N)
-    h = dv.hdi(dc, hdi_prob)
-    med = dc.median(("chain", "draw"))
-    t1 = Table(title=f"Critical data size D_crit (tokens, B = 128): median [HDI {pct}%]",
-               title_justify="left")
-    t1.add_column("N")
-    for f in dc["format"].values:
-        t1.add_column(str(f), justify="right")
-    for n in dc["N"].values:
-        cells = [f"{_tokens(float(med.sel(N=n, format=f)))} "
-                 f"[{_tokens(float(h.sel(N=n, format=f, ci_bound='lower')))}, "
-                 f"{_tokens(float(h.sel(N=n, format=f, ci_bound='upper')))}]"
-                 for f in dc["format"].values]
-        t1.add_row(_tokens(float(n)), *cells)
+    info = fit_info(fit)
+    # A pooled fit has one precision sensitivity per group: D_crit is given for each group
+    # (the global gamma of a pooled fit is the mean over groups, no group's value).
+    groups = list(info.get("groups") or []) or [None]
+    tables = []
+    for g in groups:
+        dc = dv.d_crit(fit, REPORT_N, group=g)
+        h = dv.hdi(dc, hdi_prob)
+        med = dc.median(("chain", "draw"))
+        where = f", {info.get('pool_by')} = {g}" if g is not None else ""
+        t1 = Table(title=f"Critical data size D_crit (tokens, B = 128{where}): "
+                         f"median [HDI {pct}%]", title_justify="left")
+        t1.add_column("N")
+        for f in dc["format"].values:
+            t1.add_column(str(f), justify="right")
+        for n in dc["N"].values:
+            cells = [f"{_tokens(float(med.sel(N=n, format=f)))} "
+                     f"[{_tokens(float(h.sel(N=n, format=f, ci_bound='lower')))}, "
+                     f"{_tokens(float(h.sel(N=n, format=f, ci_bound='upper')))}]"
+                     for f in dc["format"].values]
+            t1.add_row(_tokens(float(n)), *cells)
+        tables.append(t1)
     best = dv.best_splits(dv.split_probabilities(fit))
     cont = dv.split_continuous(fit)
     ch = dv.hdi(cont["E_opt"], hdi_prob)
@@ -111,7 +119,7 @@ def derived_tables(fit, hdi_prob: float = 0.9) -> list[Table]:
         t2.add_row(str(p), row["format"], f"{row['probability']:.2f}",
                    f"{float(ch.sel(P=p, ci_bound='lower')):.2f} to "
                    f"{float(ch.sel(P=p, ci_bound='upper')):.2f}")
-    return [t1, t2]
+    return [*tables, t2]
 
 
 def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
