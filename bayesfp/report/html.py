@@ -85,7 +85,11 @@ class FigureSink:
             self.written.append(path)
             if self.svg:
                 path = self.fig_dir / f"{name}.svg"
-                fig.savefig(path, format="svg")
+                # Fixed ids and no date, so a regenerated report differs only where it changed.
+                import matplotlib as mpl
+
+                with mpl.rc_context({"svg.hashsalt": name}):
+                    fig.savefig(path, format="svg", metadata={"Date": None})
                 self.written.append(path)
         data = base64.b64encode(png).decode("ascii")
         cap = html.escape(caption)
