@@ -166,7 +166,6 @@ def _point_derived(fit, table):
     import numpy as np
 
     from bayesfp.fit.tables import dcrit_table, split_table
-    from bayesfp.laws.inputs import block_log2
 
     quant = table[(table["operands"] != "none") & (table["status"] == "ok")]
     formats = sorted({(int(e), int(m)) for e, m in zip(quant["E"], quant["M"])})
@@ -235,7 +234,8 @@ def decide_cmd(
 
 @app.command("report")
 def report_cmd(
-    fit_file: Path = typer.Argument(..., help="A Bayesian fit (.nc) from bayesfp fit --method bayes."),
+    fit_file: Path = typer.Argument(
+        ..., help="A Bayesian fit (.nc) from bayesfp fit --method bayes."),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder: index.html and figures/."),
     runs: Path = typer.Option(None, "--runs",
                               help="Run table to check the fit against; its runs not in the fit "

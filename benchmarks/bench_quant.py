@@ -15,9 +15,8 @@ GPU time per step of the fake-quant kernels (torch profiler).
 import argparse
 import json
 import statistics
-import time
-
 import sys
+import time
 from pathlib import Path
 
 import torch

@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
+from report_fit import DECISION, rendered, small_fit
 
 from bayesfp.report import quantities as q
 from bayesfp.report.sections import SECTIONS, table
-from report_fit import DECISION, rendered, small_fit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

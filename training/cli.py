@@ -6,7 +6,8 @@
 
 Any ``TrainConfig`` key can be given as ``--key=value`` (or ``--key value``); flags win over the
 config file. With ``nproc`` > 1 the command starts itself again under torchrun in that many
-processes, which train the one run together (``training.ddp``). Bad input gives a one-line ``error: ...`` and exit status 2.
+processes, which train the one run together (``training.ddp``). Bad input gives a one-line
+``error: ...`` and exit status 2.
 
 Other subcommands live in their own modules and are registered in ``SUBCOMMANDS``: the name maps
 to ``"module:attribute"`` of a ``typer.Typer`` app (or any callable taking ``args`` and

@@ -22,7 +22,8 @@ from bayesfp.laws.chinchilla import BASE_PARAMS, base_terms
 _TARGETS = ("w", "a", "kv")
 
 TRAIN_PARAMS = BASE_PARAMS + tuple(
-    Param(f"gamma_{t}", True, f"gamma_{t}", f"precision sensitivity of {t} (bits)") for t in _TARGETS
+    Param(f"gamma_{t}", True, f"gamma_{t}", f"precision sensitivity of {t} (bits)")
+    for t in _TARGETS
 ) + tuple(
     Param(f"n_{t}", False, f"n_{t}", f"offset of the bits of {t} (bits)", optional=0.0)
     for t in _TARGETS

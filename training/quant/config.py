@@ -6,7 +6,6 @@ Forward ``Y = X W^T`` has operands ``x`` and ``w``; the input gradient ``dX = dY
 precision (``None``).
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from bayesfp.dims import GRANULARITY_WORDS, NO_OPERANDS, OPERANDS

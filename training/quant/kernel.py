@@ -16,8 +16,8 @@ memory comes from the caching allocator).
 import fcntl
 import os
 import re
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 import torch
 
