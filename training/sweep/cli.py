@@ -37,6 +37,9 @@ def sweep(
                                    "benchmarks/bench_train.py) for the time estimates."),
     gpus: str = typer.Option("", "--gpus", help="Comma-separated GPU indices to use (default: "
                              "all visible). With --dry-run, plans for them even without a GPU."),
+    ddp_efficiency: float = typer.Option(0.0, "--ddp-efficiency", help="Measured scaling "
+                                         "efficiency of runs with nproc > 1 (default 0.85, "
+                                         "assumed)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
     """Run (or with --dry-run, plan) every run of GRID that OUT does not hold yet."""
@@ -47,6 +50,7 @@ def sweep(
                            max_minutes=max_minutes, retry_failed=retry_failed, retries=retries,
                            run_timeout=run_timeout, throughput=throughput or None,
                            address=address or None, progress=not quiet, echo=typer.echo,
+                           ddp_efficiency=ddp_efficiency or None,
                            gpus=[g.strip() for g in gpus.split(",") if g.strip()] or None)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -5,6 +5,12 @@ A run's time in a slot is ``startup + D / tokens_per_s * K / gain(K)``: the proc
 of its size and class (``bf16`` baseline or ``quant``), slowed by the ``K - 1`` runs sharing its
 device. ``gain(K)`` is the total throughput of K concurrent runs over that of one.
 
+A data-parallel run (``nproc`` = P > 1) has its P devices to itself (no sharing) and trains its
+tokens P x ``efficiency`` times faster than one process: ``startup + D / tokens_per_s / (P *
+efficiency)``. The efficiency is ``DDP_EFFICIENCY`` (assumed) unless a measured value is given
+(``--ddp-efficiency``, e.g. from the table of ``benchmarks/bench_ddp.py``); the start-up is not
+divided.
+
 Throughput comes from, in order:
 
 1. runs of this sweep already finished (the ratio of their measured time to the prediction,
@@ -34,6 +40,13 @@ STARTUP_S = {"gpu": 20.0, "cpu": 6.0}  # process start, data, graph capture, eva
 # Total throughput of K runs sharing one GPU over one run. Measured for K = 4 on a 0.8M model
 # (about 2x); the steps between are interpolated, and more than 4 is assumed to gain no more.
 PACK_GAIN = {1: 1.0, 2: 1.35, 3: 1.7, 4: 2.0}
+# Tokens/s of a P-process data-parallel run over P times those of one process.
+DDP_EFFICIENCY = 0.85
+
+
+def nproc_of(run):
+    """Processes of ``run``: its config's ``nproc``, 1 for a single-process run (0 or 1)."""
+    return max(1, int(run.config.nproc or 0))
 
 
 def pack_gain(k, device):
@@ -92,14 +105,22 @@ class Estimator:
         Runs sharing one device (``--per-gpu``); on the CPU each run has a core.
     table : dict, optional
         ``{(size, kind): tokens_per_s}`` measured for one run alone (``load_throughput``).
+    ddp_efficiency : float, optional
+        Measured scaling efficiency of data-parallel runs (tokens/s at P processes over P times
+        one process's); default ``DDP_EFFICIENCY``, stated as assumed.
     """
 
-    def __init__(self, device, per_device, table=None):
+    def __init__(self, device, per_device, table=None, ddp_efficiency=None):
         assert device in ("gpu", "cpu"), device
+        if ddp_efficiency is not None and not 0 < ddp_efficiency <= 1:
+            raise ValueError(f"ddp_efficiency: must be in (0, 1], got {ddp_efficiency}")
         self.device = device
         self.per_device = per_device
         self.table = dict(table or {})
+        self.ddp_measured = ddp_efficiency is not None
+        self.ddp_efficiency = DDP_EFFICIENCY if ddp_efficiency is None else float(ddp_efficiency)
         self._ratios = {}
+        self._nproc = Counter()  # data-parallel runs planned, by processes (for assumptions())
 
     def tokens_per_s(self, run):
         """Single-run throughput of ``run`` and where it comes from: (tokens/s, source)."""
@@ -123,6 +144,9 @@ class Estimator:
     def predicted(self, run):
         """Wall seconds of ``run`` in a slot, before corrections from finished runs."""
         tps, _ = self.tokens_per_s(run)
+        p = nproc_of(run)
+        if p > 1:  # whole devices, P processes
+            return STARTUP_S[self.device] + run.D / tps / (p * self.ddp_efficiency)
         k = self.per_device
         share = 1.0 if self.device == "cpu" else k / pack_gain(k, self.device)
         return STARTUP_S[self.device] + run.D / tps * share
@@ -140,6 +164,10 @@ class Estimator:
         if seconds and seconds > 0:
             key = (run.resolved.model, run.kind)
             self._ratios.setdefault(key, []).append(seconds / self.predicted(run))
+
+    def plan(self, runs):
+        """Note the data-parallel runs among ``runs`` (for ``assumptions``)."""
+        self._nproc = Counter(nproc_of(r) for r in runs if nproc_of(r) > 1)
 
     @property
     def n_observed(self):
@@ -160,6 +188,13 @@ class Estimator:
             lines.append(f"unmeasured sizes: FLOPs (model + LM head) at {CPU_FLOPS / 1e9:g} "
                          f"GFLOP/s per process; quantized runs {QUANT_SLOWDOWN:g}x slower; "
                          f"start-up {STARTUP_S['cpu']:.0f} s per run")
+        if self._nproc:
+            unit = "GPUs" if self.device == "gpu" else "CPU slots"
+            how = "measured" if self.ddp_measured else "assumed"
+            lines.append("data-parallel runs: " + ", ".join(
+                f"{n} on {p} {unit} ({p * self.ddp_efficiency:.2f}x one process)"
+                for p, n in sorted(self._nproc.items()))
+                + f"; efficiency {self.ddp_efficiency:.2f} ({how}); start-up not divided")
         if self.n_observed:
             lines.append(f"corrected by {self.n_observed} finished runs of this sweep")
         return lines
@@ -217,10 +252,14 @@ def describe(plan, done, estimator, n_devices):
     lines.append(f"largest run: {max(runs, key=lambda r: r.C).label()} "
                  f"({max(r.C for r in runs):.3g} FLOPs); most epochs "
                  f"{max(r.epochs for r in runs):.2f}")
+    estimator.plan(todo)
     slot_s = [estimator.seconds(r) for r in todo]
     sources = Counter(estimator.tokens_per_s(r)[1] for r in todo)
     slots = n_devices * estimator.per_device
-    wall = sum(slot_s) / slots if slots else 0.0
+    # a data-parallel run holds P whole GPUs (P x per_device slots) or P CPU slots
+    held = [nproc_of(r) * (estimator.per_device if estimator.device == "gpu" else 1)
+            if nproc_of(r) > 1 else 1 for r in todo]
+    wall = sum(s * h for s, h in zip(slot_s, held)) / slots if slots else 0.0
     if estimator.device == "gpu":
         where = (f"{n_devices} GPU{'s' if n_devices != 1 else ''} x {estimator.per_device} "
                  f"runs each ({_hours(wall * n_devices)} GPU time)")

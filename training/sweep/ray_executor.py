@@ -3,7 +3,11 @@
 Each run is one task that starts ``training train`` as a subprocess on its worker
 (``training.sweep.jobs.run_job``) and returns the record. Ray places the tasks: ``num_gpus =
 1 / per_gpu`` when the cluster has GPUs (Ray sets ``CUDA_VISIBLE_DEVICES`` for the task, so
-``per_gpu`` runs share a GPU), ``num_cpus = 1`` otherwise. A task whose worker process dies is
+``per_gpu`` runs share a GPU), ``num_cpus = 1`` otherwise. A data-parallel run (``nproc`` = P >
+1) asks for ``num_gpus = P`` (whole GPUs of one node, which Ray lists in its
+``CUDA_VISIBLE_DEVICES``; the trainer starts torchrun over them), or ``num_cpus = P`` without
+GPUs; one that needs more GPUs (CPUs) than the largest node has is recorded ``failed`` at once
+instead of waiting for resources that never come. A task whose worker process dies is
 retried by Ray up to ``retries`` times (``max_retries``); a run that fails inside its subprocess
 comes back as a ``failed`` record and is resubmitted up to ``retries`` times, as locally. Only the
 driver appends to the run table, with the same skip, resume and budget rules as the local
@@ -18,6 +22,7 @@ data at the same paths.
 import os
 
 from training.sweep import jobs
+from training.sweep.estimate import nproc_of
 
 WAIT_S = 0.5
 
@@ -37,6 +42,42 @@ def _connect(address, per_gpu, gpus):
     else:
         ray.init(num_cpus=None if gpus else per_gpu, include_dashboard=False, **kw)
     return True
+
+
+def largest_node(resource):
+    """The most of ``resource`` ("GPU" or "CPU") that one alive node of the cluster has."""
+    import ray
+
+    return max([int(n.get("Resources", {}).get(resource, 0)) for n in ray.nodes()
+                if n.get("Alive", True)] or [0])
+
+
+def task_options(nproc, n_gpu, per_gpu):
+    """Ray resources of a run of ``nproc`` processes and the capacity units it takes.
+
+    Parameters
+    ----------
+    nproc : int
+        Processes of the run (1 for a single-process run).
+    n_gpu : int
+        GPUs of the cluster (0: CPUs only).
+    per_gpu : int
+        Runs sharing one GPU.
+
+    Returns
+    -------
+    options : dict
+        ``num_gpus`` and ``num_cpus`` for ``.options()``.
+    units : int
+        Slots it takes out of ``n_gpu * per_gpu`` (or out of the CPUs): ``per_gpu`` per whole
+        GPU, one per CPU.
+    """
+    p = max(1, nproc)
+    if n_gpu:
+        if p > 1:
+            return {"num_gpus": p, "num_cpus": 1}, p * per_gpu
+        return {"num_gpus": 1.0 / per_gpu, "num_cpus": 1}, 1
+    return {"num_cpus": p}, p
 
 
 def execute(todo, ctx, per_gpu, address=None):
@@ -63,17 +104,23 @@ def execute(todo, ctx, per_gpu, address=None):
     try:
         resources = ray.cluster_resources()
         n_gpu = int(resources.get("GPU", 0))
-        if n_gpu:
-            options = {"num_gpus": 1.0 / per_gpu, "num_cpus": 1}
-            capacity = n_gpu * per_gpu
-        else:
-            options = {"num_cpus": 1}
-            capacity = max(1, int(resources.get("CPU", 1)))
-        task = ray.remote(max_retries=ctx.retries, **options)(jobs.run_job)
+        capacity = n_gpu * per_gpu if n_gpu else max(1, int(resources.get("CPU", 1)))
+        widest = largest_node("GPU" if n_gpu else "CPU")
+        task = ray.remote(max_retries=ctx.retries)(jobs.run_job)
         workdir = None if address else ctx.workdir  # remote nodes keep their files to themselves
         env = {"OMP_NUM_THREADS": "1"} if not n_gpu else {}
-        pending = list(todo)
         inflight = {}  # ObjectRef -> run
+        pending, used = [], 0
+        for i, run in enumerate(todo):
+            p = nproc_of(run)
+            if p == 1 or p <= widest:
+                pending.append(run)
+                continue
+            what = "GPUs" if n_gpu else "CPUs"
+            why = (f"nproc: {p} processes need {p} {what} on one node, but the largest node of "
+                   f"the Ray cluster has {widest}; run it on a larger one, then --retry-failed")
+            ctx.record(run, dict(jobs.failed_base(run), reason=why, sweep_wall_s=0.0), 0.0,
+                       pending + todo[i + 1:])
         while pending or inflight:
             if ctx.past_deadline():
                 for ref, run in inflight.items():
@@ -81,12 +128,16 @@ def execute(todo, ctx, per_gpu, address=None):
                     ctx.say(f"stopped  {run.run_id} {run.label()} at the time budget "
                             f"(not recorded; it runs again next time)")
                 break
-            while len(inflight) < capacity:
-                run = next((r for r in pending if ctx.fits(r)), None)
-                if run is None:
+            for run in list(pending):
+                if used >= capacity:
                     break
+                options, units = task_options(nproc_of(run), n_gpu, per_gpu)
+                if not ctx.fits(run) or (used + units > capacity and inflight):
+                    continue
                 pending.remove(run)
-                inflight[task.remote(jobs.job_spec(run, workdir, env, ctx.run_timeout))] = run
+                used += units
+                spec = jobs.job_spec(run, workdir, env, ctx.run_timeout)
+                inflight[task.options(**options).remote(spec)] = run
             if not inflight:
                 if pending:
                     ctx.say(f"time budget: {len(pending)} runs do not fit; stopping")
@@ -94,6 +145,7 @@ def execute(todo, ctx, per_gpu, address=None):
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=WAIT_S)
             for ref in ready:
                 run = inflight.pop(ref)
+                used -= task_options(nproc_of(run), n_gpu, per_gpu)[1]
                 try:
                     result = ray.get(ref)
                     record, retryable, seconds = (result["record"], result["retryable"],

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from training.sweep import jobs
-from training.sweep.estimate import Estimator, describe, load_throughput
+from training.sweep.estimate import Estimator, describe, load_throughput, nproc_of
 from training.sweep.grid import expand, load_grid
 from training.sweep.ledger import Ledger, sweep_dir
 
@@ -136,7 +136,7 @@ class Result:
 
 def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_minutes=0.0,
               retry_failed=False, retries=0, run_timeout=0.0, throughput=None, address=None,
-              progress=True, gpus=None, echo=print):
+              progress=True, gpus=None, ddp_efficiency=None, echo=print):
     """Run (or plan) the sweep of a grid file into a JSONL run table.
 
     Parameters
@@ -167,6 +167,9 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
     gpus : list of str, optional
         GPU indices for the local executor; default the visible ones. A dry run takes any list,
         to plan for GPUs this machine does not have.
+    ddp_efficiency : float, optional
+        Measured scaling efficiency of data-parallel runs (``nproc`` > 1) for the time
+        estimates; default ``training.sweep.estimate.DDP_EFFICIENCY``, stated as assumed.
     echo : callable
         Prints the plan and summary lines.
 
@@ -196,7 +199,7 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
             raise ValueError(f"gpus: {', '.join(missing)} not visible (CUDA_VISIBLE_DEVICES or "
                              f"no CUDA)")
     device = "gpu" if gpus else "cpu"
-    estimator = Estimator(device, per_gpu, table)
+    estimator = Estimator(device, per_gpu, table, ddp_efficiency)
     n_devices = max(1, len(gpus)) if device == "gpu" else 1
 
     if dry_run:
@@ -207,6 +210,13 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
         echo(f"grid {grid_path} -> {out}")
         for line in describe(plan, done, estimator, n_devices):
             echo(line)
+        wide = [r for r in plan.runs if r.run_id not in done and nproc_of(r) > 1
+                and nproc_of(r) > (len(gpus) if device == "gpu" else per_gpu)]
+        if wide:
+            have = f"{len(gpus)} GPUs" if device == "gpu" else f"{per_gpu} CPU slots"
+            echo(f"  warning: {len(wide)} runs need more than the {have} planned for "
+                 f"(nproc up to {max(nproc_of(r) for r in wide)}); they would be recorded "
+                 f"failed")
         if device == "cpu":
             echo(f"  (no GPU visible: {per_gpu} CPU processes; run on the GPU machine for GPU "
                  f"times, or read them with --throughput)")
