@@ -6,8 +6,9 @@ Simulation-based calibration (tests/test_bayes_sbc.py) checks the posterior aver
 prior; this checks one truth like the paper's. Measured: 64 of 84 intervals (0.76) with these
 seeds, below the nominal 0.90: on 2 of the 12 data sets the converged posterior (R-hat <= 1.014,
 no divergences) puts beta and log gamma entirely below the truth, so every D_crit interval of
-that data set misses. The bound below guards against a gross failure; closing the gap is open
-work (docs/bayes.md).
+that data set misses (the point fit lands as far from the truth there: the data point that way).
+The bound below guards against a gross failure; settling the rate needs more replicates
+(docs/bayes.md).
 """
 
 import numpy as np
