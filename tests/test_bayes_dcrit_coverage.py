@@ -3,12 +3,9 @@ sets, how often the posterior 90% intervals of D_crit (per N and format) and of 
 optimal exponent split contain the truth.
 
 Simulation-based calibration (tests/test_bayes_sbc.py) checks the posterior averaged over the
-prior; this checks one truth like the paper's. Measured: 64 of 84 intervals (0.76) with these
-seeds, below the nominal 0.90: on 2 of the 12 data sets the converged posterior (R-hat <= 1.014,
-no divergences) puts beta and log gamma entirely below the truth, so every D_crit interval of
-that data set misses (the point fit lands as far from the truth there: the data point that way).
-The bound below guards against a gross failure; settling the rate needs more replicates
-(docs/bayes.md).
+prior; this checks one truth like the paper's. Measured with these settings: 196 of 210
+intervals (0.93). The six D_crit of one data set move together, so few data sets give a noisy
+rate (12 data sets with other seeds gave 0.76, 50 gave 0.93; docs/bayes.md).
 """
 
 import numpy as np
@@ -23,19 +20,19 @@ TRUTH = dict(SUN_2025, gamma=SUN_2025["gamma"] / 5.0)   # a penalty the paper's 
 SIGMA = 0.005
 N_EVAL = (1e8, 1e9)
 FORMATS = ((2, 1), (3, 2), (4, 3))
-REPS = 12
+REPS = 30
 
 
 @pytest.mark.slow
 def test_d_crit_and_split_intervals_cover_at_nominal_rate():
     grid = run_grid(PAPER_N, PAPER_D, PAPER_FORMATS, PAPER_BLOCKS)
     first = simulate_runs(grid, TRUTH, "sun", sigma=SIGMA, seed=500)
-    model = model_for("sun", first, sampler=dict(draws=300, tune=500, chains=2, seed=1))
+    model = model_for("sun", first, sampler=dict(draws=400, tune=600, chains=2, seed=1))
     m, key = model.build_model(), model._key()
     hits, total = 0, 0
     for rep in range(REPS):
-        runs = simulate_runs(grid, TRUTH, "sun", sigma=SIGMA, seed=500 + rep)
-        cfg = SamplerConfig(draws=300, tune=500, chains=2, cores=2, seed=10 + rep,
+        runs = simulate_runs(grid, TRUTH, "sun", sigma=SIGMA, seed=1000 + rep)
+        cfg = SamplerConfig(draws=400, tune=600, chains=2, cores=2, seed=10 + rep,
                             target_accept=model.sampler_config.target_accept)
         tree = run_nuts(m, key, {"log_loss_obs": np.log(runs["loss"].to_numpy())}, cfg,
                         model.var_names())
@@ -54,6 +51,6 @@ def test_d_crit_and_split_intervals_cover_at_nominal_rate():
         total += 1
     rate = hits / total
     print(f"coverage of 90% intervals: {hits}/{total} = {rate:.2f}")
-    # 84 intervals, nominal 0.9, measured 0.76; the six D_crit of one data set are strongly
-    # correlated, so a data set whose posterior misses moves the rate by 7 points at once
-    assert 0.6 <= rate <= 1.0, f"coverage {rate:.2f} of {total} intervals"
+    # 210 intervals, nominal 0.9; the six D_crit of one data set are strongly correlated, so a
+    # data set whose posterior misses moves the rate by about 3 points at once
+    assert 0.8 <= rate <= 1.0, f"coverage {rate:.2f} of {total} intervals"
