@@ -152,3 +152,13 @@ def test_cli_sizes(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "100k" in out and "85m" in out
+
+
+def test_code_rev_from_environment(monkeypatch):
+    from training.record import code_rev
+
+    monkeypatch.setenv("BAYESFP_CODE_REV", "abc123")
+    assert code_rev() == "abc123"
+    monkeypatch.delenv("BAYESFP_CODE_REV")
+    rev = code_rev()
+    assert rev == "unknown" or len(rev) == 40

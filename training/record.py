@@ -63,7 +63,15 @@ def precision_fields(cfg):
 
 
 def code_rev():
-    """Return the git commit of the source tree, or "unknown" outside a git checkout."""
+    """Return the git commit of the source tree.
+
+    ``BAYESFP_CODE_REV`` wins when set: a copy of the tree without ``.git`` (a GPU machine that
+    receives the working tree) is told its revision that way. Otherwise ``git rev-parse HEAD``,
+    or "unknown" outside a git checkout.
+    """
+    env = os.environ.get("BAYESFP_CODE_REV", "").strip()
+    if env:
+        return env
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
                              capture_output=True, text=True, timeout=10)
