@@ -24,8 +24,8 @@ import numpy as np
 
 from bayesfp.decide.draws import PosteriorDraws
 from bayesfp.decide.problem import DecisionProblem, Format
+from bayesfp.laws.derived import golden_min
 
-_GOLD = (np.sqrt(5.0) - 1.0) / 2.0
 # Values below this fraction of the largest |utility| are rounding noise, reported as 0.
 ROUNDING = 1e-12
 
@@ -137,27 +137,6 @@ def summarize(U, loss, prob: float = 0.9, w=None) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Allocation of N and D per format
 # ---------------------------------------------------------------------------------------------
-
-
-def golden_min(f, lo, hi, iters: int = 60):
-    """Vectorised golden-section search of a unimodal ``f`` on ``[lo, hi]`` (arrays broadcast).
-
-    Returns
-    -------
-    (x, f(x)) : tuple of numpy.ndarray
-    """
-    a, b = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    c, d = b - _GOLD * (b - a), a + _GOLD * (b - a)
-    fc, fd = f(c), f(d)
-    for _ in range(iters):
-        left = fc < fd
-        a, b = np.where(left, a, c), np.where(left, d, b)
-        c_new, d_new = b - _GOLD * (b - a), a + _GOLD * (b - a)
-        c, d = np.where(left, c_new, d), np.where(left, c, d_new)
-        f_new = f(np.where(left, c, d))
-        fc, fd = np.where(left, f_new, fd), np.where(left, fc, f_new)
-    x = 0.5 * (a + b)
-    return x, f(x)
 
 
 def _nd(problem: DecisionProblem, fmt: Format, N):

@@ -149,22 +149,25 @@ def chinchilla_optimal(params: Mapping, C):
     return N, C / (6.0 * N)
 
 
-def _golden_min(f: Callable, lo, hi, iters: int = 56):
-    """Vectorised golden-section search of a unimodal f on [lo, hi] (arrays broadcast)."""
+def golden_min(f: Callable, lo, hi, iters: int = 60):
+    """Vectorised golden-section search of a unimodal ``f`` on ``[lo, hi]`` (arrays broadcast).
+
+    Each iteration evaluates ``f`` once, at the one new interior point.
+
+    Returns
+    -------
+    (x, f(x)) : tuple of numpy.ndarray
+    """
     a, b = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
-    c = b - _GOLD * (b - a)
-    d = a + _GOLD * (b - a)
+    c, d = b - _GOLD * (b - a), a + _GOLD * (b - a)
     fc, fd = f(c), f(d)
     for _ in range(iters):
         left = fc < fd
-        b = np.where(left, d, b)
-        a = np.where(left, a, c)
-        c_new = b - _GOLD * (b - a)
-        d_new = a + _GOLD * (b - a)
+        a, b = np.where(left, a, c), np.where(left, d, b)
+        c_new, d_new = b - _GOLD * (b - a), a + _GOLD * (b - a)
         c, d = np.where(left, c_new, d), np.where(left, c, d_new)
-        fc_new = f(c)
-        fd_new = f(d)
-        fc, fd = np.where(left, fc_new, fd), np.where(left, fc, fd_new)
+        f_new = f(np.where(left, c, d))
+        fc, fd = np.where(left, f_new, fd), np.where(left, fc, f_new)
     x = 0.5 * (a + b)
     return x, f(x)
 
@@ -216,10 +219,10 @@ def compute_optimal(params: Mapping, C, law: Law | str = "sun", k: float = 6.0 /
     hi_n = np.full(shape, np.log(C / (k * (P_range[0] + b))))
 
     def inner(logP):
-        return _golden_min(lambda u: loss_at(u, logP), lo_n, hi_n)
+        return golden_min(lambda u: loss_at(u, logP), lo_n, hi_n, iters=56)
 
-    logP, _ = _golden_min(lambda v: inner(v)[1], np.full(shape, np.log(P_range[0])),
-                          np.full(shape, np.log(P_range[1])))
+    logP, _ = golden_min(lambda v: inner(v)[1], np.full(shape, np.log(P_range[0])),
+                         np.full(shape, np.log(P_range[1])), iters=56)
     logN, loss = inner(logP)
     P, N = np.exp(logP), np.exp(logN)
     out = {"N": N, "D": C / (k * (P + b) * N), "P": P, "loss": loss}
