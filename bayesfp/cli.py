@@ -292,6 +292,7 @@ def pipeline_command(
     from bayesfp.bayes.cli_fit import fit_bayes_command
     from bayesfp.datasets import default_runs_path
     from bayesfp.decide import decision_for_report
+    from bayesfp.decide.cli_decide import decision_table
     from bayesfp.report.html import write_report
     from bayesfp.runs import ok_runs, read_runs
 
@@ -332,7 +333,9 @@ def pipeline_command(
     tmp = dec_path.with_name(dec_path.name + ".tmp")
     tmp.write_text(json.dumps(decision, indent=1, default=str))
     tmp.replace(dec_path)
-    _print_decision(decision)
+    console.print(decision_table(decision))
+    console.print(f"Bayes-optimal choice: [bold]{decision['choice']}[/]; EVPI "
+                  f"{decision['evpi']:.3g} {decision['units']}")
     console.rule("3/3 report")
     report = write_report(fit_path, report_dir, decision=decision, holdout=holdout)
     console.rule(f"done in {time.perf_counter() - t0:.0f} s")
@@ -342,19 +345,6 @@ def pipeline_command(
         err_console.print("warning: the fit failed its diagnostics gate; see the report",
                           style="bold red")
     raise typer.Exit(gate_code)
-
-
-def _print_decision(decision):
-    t = Table(title="Which format to train in", title_justify="left")
-    for col in ("format", "expected loss", "P(best)", "regret"):
-        t.add_column(col, justify="left" if col == "format" else "right")
-    for c in decision.get("candidates", []):
-        t.add_row(str(c.get("format", c.get("name", "?"))), f"{c['expected_loss']:.4f}",
-                  f"{c['p_best']:.2f}", f"{c['regret']:.2g}")
-    console.print(t)
-    if "choice" in decision:
-        console.print(f"Bayes-optimal choice: [bold]{decision['choice']}[/]; EVPI "
-                      f"{decision.get('evpi', float('nan')):.3g} nats/token")
 
 
 # ---------------------------------------------------------------------------------------------
