@@ -39,10 +39,10 @@ _LOG_BOUNDS = (-30.0, 60.0)
 _LBFGS_OPTIONS = {"maxiter": 3000, "maxfun": 10000, "ftol": 1e-12, "gtol": 1e-9}
 
 
-def huber(r, delta: float = HUBER_DELTA):
-    """Huber loss of residuals ``r`` (elementwise)."""
-    a = np.abs(r)
-    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+def huber(r, delta: float = HUBER_DELTA, xp=np):
+    """Huber loss of residuals ``r`` (elementwise), in ``numpy`` or ``pytensor.tensor``."""
+    a = xp.abs(r)
+    return xp.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
 @dataclass
@@ -120,8 +120,7 @@ def _compiled_value_and_grad(law: Law, free: tuple, fixed: tuple):
         for i, name in enumerate(free):
             p[("log_" + name) if law.param(name).positive else name] = theta[i]
         r = pt.log(law.loss(p, dict(zip(law.inputs, xs, strict=True)), xp=pt)) - logy
-        a = pt.abs(r)
-        h = pt.switch(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA)).sum()
+        h = huber(r, xp=pt).sum()
         _COMPILED[key] = pytensor.function([theta, logy, *xs], [h, pytensor.grad(h, theta)])
     return _COMPILED[key]
 
@@ -151,11 +150,6 @@ class _Objective:
         pred = self.law.loss(self.params(theta), self.x)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.log(pred) - self.logy
-
-    def __call__(self, theta) -> float:
-        r = self.residuals(theta)
-        v = float(np.sum(huber(r)))
-        return v if np.isfinite(v) else 1e30
 
     def batch(self, thetas: np.ndarray) -> np.ndarray:
         """Objective for many parameter vectors at once: thetas (K, P) -> (K,)."""
@@ -276,7 +270,6 @@ def fit_point(runs: pd.DataFrame, law: Law | str = "sun", n_boot: int = 200,
     for i in range(n_boot):
         idx = rng.integers(0, n, size=n)
         ob = _Objective(law, free, fixed_params, {k: v[idx] for k, v in x.items()}, logy[idx])
-        ob._fg = obj._fg
         res = minimize(ob.value_and_grad, theta, jac=True, method="L-BFGS-B", bounds=bounds,
                        options=_LBFGS_OPTIONS)
         boot.append(_to_natural(law, free, res.x))
