@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from sweep_tiny import TINY_FIXED  # noqa: E402
+
 from training.sweep import estimate  # noqa: E402
 from training.sweep.estimate import Estimator, nproc_of  # noqa: E402
 from training.sweep.grid import expand, load_grid  # noqa: E402
@@ -17,18 +19,7 @@ from training.sweep.local import Slots, slot_env  # noqa: E402
 from training.sweep.ray_executor import task_options  # noqa: E402
 from training.sweep.runner import run_sweep  # noqa: E402
 
-GRID = """
-[fixed]
-model = "test"
-data = "training/data/sample"
-seq_len = 64
-tokens = 2048
-eval_tokens = 512
-eval_points = 1
-check_every = 4
-ptq_formats = ""
-device = "cpu"
-format = "bf16"
+GRID = TINY_FIXED + """format = "bf16"
 
 [axes]
 seed = [0]

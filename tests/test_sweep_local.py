@@ -13,24 +13,15 @@ import pytest
 
 pytest.importorskip("torch")
 
+from sweep_tiny import TINY_FIXED  # noqa: E402
+
 from training.sweep import estimate  # noqa: E402
 from training.sweep.grid import expand, load_grid  # noqa: E402
 from training.sweep.ledger import scan, sweep_dir  # noqa: E402
 from training.sweep.runner import run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = """
-[fixed]
-model = "test"
-data = "training/data/sample"
-seq_len = 64
-tokens = 2048
-eval_tokens = 512
-eval_points = 1
-check_every = 4
-ptq_formats = ""
-device = "cpu"
-granularity = "32"
+TINY = TINY_FIXED + """granularity = "32"
 
 [axes]
 format = {formats}

@@ -9,21 +9,12 @@ import pytest
 pytest.importorskip("torch")
 ray = pytest.importorskip("ray")
 
+from sweep_tiny import TINY_FIXED  # noqa: E402
+
 from training.sweep.grid import expand, load_grid  # noqa: E402
 from training.sweep.runner import run_sweep  # noqa: E402
 
-GRID = """
-[fixed]
-model = "test"
-data = "training/data/sample"
-seq_len = 64
-tokens = 2048
-eval_tokens = 512
-eval_points = 1
-check_every = 4
-ptq_formats = ""
-device = "cpu"
-granularity = "32"
+GRID = TINY_FIXED + """granularity = "32"
 
 [axes]
 format = ["bf16", "e4m3"]
