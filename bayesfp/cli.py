@@ -302,18 +302,15 @@ def pipeline_command(
     ok = ok_runs(table)
     if budget is None:
         budget = float(10 * (6.0 * ok["N"].astype(float) * ok["D"].astype(float)).max())
-    quant_sets = ok.loc[ok["operands"] != "none", "operands"]
+    quant = ok[ok["operands"] != "none"]
     if pool_by == "auto":
-        pool_by = "operands" if quant_sets.nunique() > 1 else None
+        pool_by = "operands" if quant["operands"].nunique() > 1 else None
     elif pool_by == "none":
         pool_by = None
-    # A pooled fit decides for the group most runs were trained with.
-    group = None
-    if pool_by is not None:
-        col = ok.loc[ok["operands"] != "none", pool_by] if pool_by in ok else None
-        if col is None:
-            raise ValueError(f"--pool-by: the run table has no column {pool_by!r}")
-        group = str(col.astype(str).mode().iloc[0])
+    if pool_by is not None and pool_by not in ok:
+        raise ValueError(f"--pool-by: the run table has no column {pool_by!r}")
+    # A pooled fit decides for the group most quantized runs were trained with.
+    group = None if pool_by is None else str(quant[pool_by].astype(str).mode().iloc[0])
     if out_dir is None:
         name = Path(runs_file).stem.removesuffix("_runs") or "runs"
         fit_path = Path("models") / f"{name}_{law}.nc"
