@@ -47,6 +47,14 @@ def _legend_entries(axes) -> tuple[list, list]:
     return list(seen.values()), list(seen.keys())
 
 
+def _finish_panels(fig: Figure, axes, n_used: int, **legend_kw) -> Figure:
+    """Hide the panels past the first ``n_used``, add one legend of theirs, detach the figure."""
+    for ax in axes.flat[n_used:]:
+        ax.set_visible(False)
+    fig.legend(*_legend_entries(axes.flat[:n_used]), frameon=False, **legend_kw)
+    return _close_new(fig)
+
+
 def _close_new(fig: Figure) -> Figure:
     """Detach a figure from pyplot's registry so that it is not kept alive by it."""
     plt.close(fig)
@@ -153,11 +161,7 @@ def prior_posterior(tree: xr.DataTree, prior: xr.Dataset | None = None) -> Figur
         ax.set_title(name, fontsize=10)
         ax.set_yticks([])
         ax.tick_params(labelsize=8)
-    for ax in axes.flat[len(names):]:
-        ax.set_visible(False)
-    fig.legend(*_legend_entries(axes.flat), loc="outside upper right", ncol=3, fontsize=9,
-               frameon=False)
-    return _close_new(fig)
+    return _finish_panels(fig, axes, len(names), loc="outside upper right", ncol=3, fontsize=9)
 
 
 def published_forest(table: pd.DataFrame, law: str = "", prob: float = q.PROB) -> Figure:
@@ -245,11 +249,7 @@ def ppc_plot(pred: pd.DataFrame, prob: float = q.PROB) -> Figure:
         ax.set_xlabel("runs, sorted by predicted loss", fontsize=9)
         ax.set_ylabel("loss (nats/token)", fontsize=9)
         ax.tick_params(labelsize=8)
-    for ax in axes.flat[len(Ns):]:
-        ax.set_visible(False)
-    fig.legend(*_legend_entries(axes.flat[:len(Ns)]), loc="outside right upper", fontsize=8,
-               frameon=False)
-    return _close_new(fig)
+    return _finish_panels(fig, axes, len(Ns), loc="outside right upper", fontsize=8)
 
 
 def residual_plot(pred: pd.DataFrame) -> Figure:
@@ -361,11 +361,8 @@ def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
         ax.set_xlabel("tokens D", fontsize=9)
         ax.set_ylabel("loss (nats/token)", fontsize=9)
         ax.tick_params(labelsize=8)
-    for ax in axes.flat[len(Ns):]:
-        ax.set_visible(False)
-    fig.legend(*_legend_entries(axes.flat[:len(Ns)]), loc="outside right upper", fontsize=8,
-               frameon=False, title="v = D_crit (HDI)", title_fontsize=8)
-    return _close_new(fig)
+    return _finish_panels(fig, axes, len(Ns), loc="outside right upper", fontsize=8,
+                          title="v = D_crit (HDI)", title_fontsize=8)
 
 
 def d_crit_vs_n(table: pd.DataFrame, n_range=None, prob: float = q.PROB) -> Figure:
