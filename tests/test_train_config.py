@@ -61,6 +61,8 @@ def test_override_errors(key, value, word):
     (["--model=test", "--format=e4m3", "--granularity=32", "--batch_size=3", "--seq_len=10"],
      "granularity: block size 32 does not divide the 30 tokens"),
     (["--model=100k", "--ptq_granularity=128"], "ptq_granularity: block size 128 does not"),
+    (["--model=3.4m", "--format=e4m3", "--granularity=512"],
+     "granularity: block size 512 does not divide the widths of size '3.4m'"),
     (["lr=1"], "expected --key=value"),
     (["--lr"], "lr: flag without a value"),
 ])
@@ -75,6 +77,8 @@ def test_block_fits_when_unquantized():
                                      "--format=e4m3"]), False)
     assert cfg.operands == "none"
     resolve(load_config(None, ["--model=200k", "--format=e4m3", "--granularity=128"]), False)
+    # the wide one-layer size takes blocks of 512 (widths 512 and 1536)
+    resolve(load_config(None, ["--model=3.4m-w512", "--format=e4m3", "--granularity=512"]), False)
 
 
 def test_flags_and_file(tmp_path):

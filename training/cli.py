@@ -136,11 +136,11 @@ def sizes():
     """List the model sizes: N, shape and default batch size and LR."""
     from training.model import SIZES, gpt_config, params_and_flops
 
-    typer.echo(f"{'size':>6} {'N':>12} {'layers':>6} {'width':>5} {'heads':>5} {'batch':>5} "
+    typer.echo(f"{'size':>9} {'N':>12} {'layers':>6} {'width':>5} {'heads':>5} {'batch':>5} "
                f"{'lr':>7}")
     for name, s in SIZES.items():
         n, _ = params_and_flops(gpt_config(name, 8192, 256), 1)
-        typer.echo(f"{name:>6} {n:>12,} {s.n_layer:>6} {s.n_embd:>5} {s.n_head:>5} "
+        typer.echo(f"{name:>9} {n:>12,} {s.n_layer:>6} {s.n_embd:>5} {s.n_head:>5} "
                    f"{s.batch_size:>5} {s.lr:>7.1e}")
 
 

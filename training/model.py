@@ -68,6 +68,9 @@ SIZES = {
     "1.7m": Size(2, 4, 256, _hidden(256), 64, 2e-3),
     "3.4m": Size(4, 4, 256, _hidden(256), 64, 1.5e-3),
     "6.8m": Size(8, 4, 256, _hidden(256), 64, 1.5e-3),
+    # Same N as 3.4m in one wide layer: every GEMM width (512, 1536) is a multiple of 512, so
+    # blocks of 512 tile it (no size above has a SwiGLU width divisible by 512).
+    "3.4m-w512": Size(1, 8, 512, 1536, 64, 1.5e-3),
     "11m": Size(6, 6, 384, _hidden(384), 64, 1e-3),
     "26m": Size(8, 8, 512, _hidden(512), 128, 1e-3),
     "51m": Size(10, 10, 640, _hidden(640), 128, 8e-4),
