@@ -49,6 +49,9 @@ def runs_command(
     runs_file: Path = typer.Argument(
         ..., help="Run table: .csv, .parquet or .jsonl, one row per training run (docs/runs.md)."
     ),
+    coverage: bool = typer.Option(False, "--coverage",
+                                  help="Also check what the runs cover against the requirements "
+                                       "of the shipped data set (docs/dataset.md)."),
 ):
     """Validate a run table and print a summary of its runs.
 
@@ -57,8 +60,10 @@ def runs_command(
     from bayesfp.runs import read_runs, validate_runs
 
     table = read_runs(runs_file)
-    _, report = validate_runs(table)
+    clean, report = validate_runs(table)
     _print_runs_summary(table, report, runs_file)
+    if coverage:
+        _print_coverage(clean)
 
 
 @app.command("fit")
@@ -405,6 +410,23 @@ def _print_runs_summary(table, report, source):
     console.print(summary)
     style = "yellow" if report.n_excluded else "green"
     console.print(report.excluded_message(), style=style, highlight=False)
+
+
+def _print_coverage(clean):
+    from bayesfp.runs.coverage import coverage, unmet
+
+    checks = coverage(clean)
+    table = Table(title="Coverage (requirements of docs/dataset.md)", title_justify="left")
+    for col in ("requirement", "required", "found", "met", "missing"):
+        table.add_column(col)
+    for c in checks:
+        missing = ", ".join(map(str, c.missing[:6])) + (" ..." if len(c.missing) > 6 else "")
+        table.add_row(c.name, c.required, c.found, "yes" if c.met else "no", missing,
+                      style=None if c.met else "yellow")
+    console.print(table)
+    n_unmet = len(unmet(checks))
+    console.print(f"{len(checks) - n_unmet} of {len(checks)} requirements met",
+                  style="green" if not n_unmet else "yellow", highlight=False)
 
 
 def _error_lines(exc):
