@@ -2,7 +2,7 @@
 
     training sweep grids/cpu-test.toml --out runs/cpu-test.jsonl --per-gpu 2
     training sweep grids/fp-h100.toml --out runs/fp-h100.jsonl --dry-run --throughput bench.json
-    training sweep grids/fp-h100.toml --out runs/fp-h100.jsonl --per-gpu 4 --max-minutes 9
+    training sweep grids/fp-h100.toml --out runs/fp-h100.jsonl --per-gpu 8 --mps --max-minutes 9
 
 Bad input (grid file, options, run table) gives a one-line ``error: ...`` and exit status 2; an
 interrupted sweep exits with status 130 after stopping its runs.
@@ -40,6 +40,8 @@ def sweep(
     ddp_efficiency: float = typer.Option(0.0, "--ddp-efficiency", help="Measured scaling "
                                          "efficiency of runs with nproc > 1 (default 0.85, "
                                          "assumed)."),
+    mps: bool = typer.Option(False, "--mps", help="Run an MPS daemon for the sweep so that runs "
+                             "packed on one GPU run side by side (local executor)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ):
     """Run (or with --dry-run, plan) every run of GRID that OUT does not hold yet."""
@@ -50,7 +52,7 @@ def sweep(
                            max_minutes=max_minutes, retry_failed=retry_failed, retries=retries,
                            run_timeout=run_timeout, throughput=throughput or None,
                            address=address or None, progress=not quiet, echo=typer.echo,
-                           ddp_efficiency=ddp_efficiency or None,
+                           ddp_efficiency=ddp_efficiency or None, mps=mps,
                            gpus=[g.strip() for g in gpus.split(",") if g.strip()] or None)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)

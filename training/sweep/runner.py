@@ -136,7 +136,7 @@ class Result:
 
 def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_minutes=0.0,
               retry_failed=False, retries=0, run_timeout=0.0, throughput=None, address=None,
-              progress=True, gpus=None, ddp_efficiency=None, echo=print):
+              progress=True, gpus=None, ddp_efficiency=None, mps=False, echo=print):
     """Run (or plan) the sweep of a grid file into a JSONL run table.
 
     Parameters
@@ -170,6 +170,9 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
     ddp_efficiency : float, optional
         Measured scaling efficiency of data-parallel runs (``nproc`` > 1) for the time
         estimates; default ``training.sweep.estimate.DDP_EFFICIENCY``, stated as assumed.
+    mps : bool
+        Local executor on GPUs: run an MPS daemon for the sweep, so that the runs packed on
+        one GPU run their kernels side by side (``training.sweep.mps``).
     echo : callable
         Prints the plan and summary lines.
 
@@ -251,7 +254,12 @@ def run_sweep(grid_path, out, per_gpu=1, executor="local", dry_run=False, max_mi
             try:
                 if executor == "local":
                     from training.sweep.local import execute
-                    execute(todo, ctx, gpus, per_gpu)
+                    from training.sweep.mps import mps_daemon
+
+                    if mps and device == "cpu":
+                        echo("MPS: no GPU visible; not used")
+                    with mps_daemon(mps and device == "gpu", echo):
+                        execute(todo, ctx, gpus, per_gpu)
                 else:
                     from training.sweep.ray_executor import execute
                     execute(todo, ctx, per_gpu, address)
