@@ -402,6 +402,30 @@ __device__ __forceinline__ void quant_store_each(const Pack<T, N>& v, const floa
   store_pack<OutT, N>(q, out + i0);
 }
 
+// 16-byte asynchronous global -> shared copy (cp.async, sm_80+; a plain copy before).
+template <typename PackT>
+__device__ __forceinline__ void cp_async16(PackT* smem, const void* gmem) {
+  static_assert(sizeof(PackT) == 16, "cp.async copies 16-byte packs");
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+#else
+  *smem = *reinterpret_cast<const PackT*>(gmem);
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
   // non-negative floats order like their int bit patterns
   atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
@@ -539,40 +563,72 @@ __global__ void __launch_bounds__(kThreads, NREG <= 2 ? 4 : 2)
 // out_a (optional, outer == 1): groups of bap consecutive packs along a row.
 // Each element's |x| is computed once and feeds both absmaxes; column scales and their
 // reciprocals are computed once per column (shared memory), not once per thread.
+// Dynamic shared memory (sizes from tile_smem): part[nslots * ncols], col_s[ncols],
+// col_i[ncols], then, when stage_off >= 0, a staging area of NP * TT packs at byte stage_off:
+// each thread copies its own packs of the NEXT tile there with cp.async while it quantizes the
+// current one, so the loads of one tile overlap the arithmetic and stores of the previous one.
+// A thread only ever reads the staging slots it wrote itself (no barrier needed for them).
 template <int RM, typename T, typename OutT, int N, int TT, int NPM>
-__global__ void __launch_bounds__(TT, 2)
+__global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 threads, run-time rounding: 128 regs
     tile_kernel(const T* __restrict__ x, OutT* __restrict__ out_a, OutT* __restrict__ out_b,
                 int64_t outer, int64_t R, int64_t inner, int TR, int PC, int NP, int bap,
-                QParams pa, QParams pb, const int64_t* state, int stream_a, int stream_b) {
+                QParams pa, QParams pb, const int64_t* state, int stream_a, int stream_b,
+                int stage_off) {
   using PackT = Pack<T, N>;
-  __shared__ float part[TT * N];
-  __shared__ float col_s[TT * N];
-  __shared__ float col_i[TT * N];
+  extern __shared__ __align__(16) unsigned char tile_smem_raw[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int cp = tid % PC, r0 = tid / PC, rstep = TT / PC;
   const int ncols = PC * N;
-  const int64_t tile_cols = static_cast<int64_t>(PC) * N;
-  const int64_t tiles_c = (inner + tile_cols - 1) / tile_cols;
-  const int64_t tiles_r = R / TR;
-  const int64_t ntiles = outer * tiles_r * tiles_c;
+  // tile counts fit in 32 bits (checked on the host): fewer live 64-bit registers in the loop
+  const int tile_cols = PC * N;
+  const int tiles_c = static_cast<int>((inner + tile_cols - 1) / tile_cols);
+  const int tiles_r = static_cast<int>(R / TR);
+  const int ntiles = static_cast<int>(outer) * tiles_r * tiles_c;
   const int nslots = PC >= 32 ? TT / PC : TT / 32;
   const int slot = PC >= 32 ? tid / PC : warp;
-  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
-    const int64_t ct = tile % tiles_c;
-    const int64_t rest = tile / tiles_c;
-    const int64_t rt = rest % tiles_r, o = rest / tiles_r;
-    const int64_t col = (ct * PC + cp) * N;
-    const bool cvalid = col < inner;
-    const int64_t base = (o * R + rt * TR) * inner + col;
+  float* part = reinterpret_cast<float*>(tile_smem_raw);
+  float* col_s = part + nslots * ncols;
+  float* col_i = col_s + ncols;
+  const bool staged = stage_off >= 0;
+  PackT* stage = reinterpret_cast<PackT*>(tile_smem_raw + (staged ? stage_off : 0));
+  // flat offset of this thread's first element in a tile, and whether its column exists
+  auto tile_base = [&](int t, bool* valid) {
+    const int ct = t % tiles_c;
+    const int rest = t / tiles_c;
+    const int rt = rest % tiles_r, o = rest / tiles_r;
+    const int64_t col = (static_cast<int64_t>(ct) * PC + cp) * N;
+    *valid = col < inner;
+    return (o * R + static_cast<int64_t>(rt) * TR) * inner + col;
+  };
+  auto prefetch = [&](int t) {
+    if constexpr (sizeof(PackT) == 16) {  // the host stages 16-byte packs only
+      bool valid;
+      const int64_t b = tile_base(t, &valid);
+      if (valid) {
+#pragma unroll
+        for (int k = 0; k < NPM; ++k) {
+          if (k < NP) cp_async16(stage + k * TT + tid, x + b + (r0 + k * rstep) * inner);
+        }
+      }
+      cp_async_commit();
+    }
+  };
+  if (staged && blockIdx.x < ntiles) prefetch(blockIdx.x);
+  for (int tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    bool cvalid;
+    const int64_t base = tile_base(tile, &cvalid);
     PackT v[NPM];
+    if (staged) cp_async_wait_all();
 #pragma unroll
     for (int k = 0; k < NPM; ++k) {
       if (k < NP) {
-        if (cvalid) {
-          v[k] = *reinterpret_cast<const PackT*>(x + base + (r0 + k * rstep) * inner);
-        } else {
+        if (!cvalid) {
 #pragma unroll
           for (int j = 0; j < N; ++j) v[k].v[j] = from_f<T>(0.f);
+        } else if (staged) {
+          v[k] = stage[k * TT + tid];
+        } else {
+          v[k] = *reinterpret_cast<const PackT*>(x + base + (r0 + k * rstep) * inner);
         }
       }
     }
@@ -593,7 +649,11 @@ __global__ void __launch_bounds__(TT, 2)
         has_inf |= rm[k] > FLT_MAX;
       }
     }
-    if (__syncthreads_or(has_inf)) {  // rare: the tile holds an Inf, which no absmax may see
+    // has_inf depends on every element of v, so the staging slots have been read: refill them
+    // with the next tile (the barrier also keeps the compiler from hoisting this above the reads)
+    const bool any_inf = __syncthreads_or(has_inf);
+    if (staged && tile + gridDim.x < ntiles) prefetch(tile + gridDim.x);
+    if (any_inf) {  // rare: the tile holds an Inf, which no absmax may see
 #pragma unroll
       for (int j = 0; j < N; ++j) cm[j] = 0.f;
 #pragma unroll
@@ -942,20 +1002,40 @@ bool launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R,
   const int64_t tile_cols = static_cast<int64_t>(PC) * N;
   const int64_t tiles_c = (inner + tile_cols - 1) / tile_cols;
   const int64_t ntiles = outer * (R / TR) * tiles_c;
-  const int64_t cap = static_cast<int64_t>(sm_count()) * (TT == 512 ? 4 : 8);
+  TORCH_CHECK(ntiles < (int64_t{1} << 31) - 2 * static_cast<int64_t>(sm_count()) * 2,
+              "launch_tile: too many tiles");
+  // two blocks per SM are resident (launch bounds): one wave, so the prefetch runs throughout
+  const int64_t cap = static_cast<int64_t>(sm_count()) * 2;
   const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ntiles, cap)));
+  // dynamic shared memory: part, col_s, col_i (at most 48 KB), plus the staging area of 16-byte
+  // packs when the total stays within the default 48 KB
+  const int ncols = PC * N, nslots = PC >= 32 ? TT / PC : TT / 32;
+  size_t smem = static_cast<size_t>(nslots * ncols + 2 * ncols) * sizeof(float);
+  int stage_off = -1;
+  constexpr size_t kSmemMax = 48 * 1024;
+  if (N > 1 && sizeof(Pack<T, N>) == 16) {
+    const size_t off = (smem + 15) / 16 * 16;
+    const size_t total = off + static_cast<size_t>(TT) * NP * 16;
+    if (total <= kSmemMax) {
+      stage_off = static_cast<int>(off);
+      smem = total;
+    }
+  }
+  TORCH_CHECK(smem <= kSmemMax, "launch_tile: shared memory ", smem, " bytes");
   const bool rne = pb.fast && (out_a == nullptr || pa.fast);
   with_rm<N>(rne, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     if constexpr (N > 1) {
       if (TT == 512) {
-        tile_kernel<RM, T, OutT, N, 512, 4><<<grid, 512, 0, cu>>>(
-            x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b);
+        tile_kernel<RM, T, OutT, N, 512, 4><<<grid, 512, smem, cu>>>(
+            x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b,
+            stage_off);
         return;
       }
     }
-    tile_kernel<RM, T, OutT, N, 256, kTileRegs><<<grid, 256, 0, cu>>>(
-        x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b);
+    tile_kernel<RM, T, OutT, N, 256, kTileRegs><<<grid, 256, smem, cu>>>(
+        x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b,
+        stage_off);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
