@@ -5,11 +5,25 @@ Usage::
     TORCH_CUDA_ARCH_LIST=9.0 python benchmarks/bench_quant.py --out quant_bench.json
 
 Times are medians of repeated CUDA-event timings (milliseconds). Cast benchmark: an 8192 x 8192
-bf16 tensor, E4M3, groups along the last dim. Linear benchmark: ``QuantLinear`` 4096 -> 4096 in
-bf16, 16384 tokens, forward + backward, unquantized vs quantized operands: ``ms`` times five
-steps back to back per CUDA-event pair (as a training loop runs them), ``ms_sync_each`` one step
-per pair with a host sync after each (host launch latency included), ``quant_kernels_ms`` the
-GPU time per step of the fake-quant kernels (torch profiler).
+bf16 tensor, E4M3, groups along the last dim (and, for the kernel, along dim 0 and the pair of
+both). Each cast case is timed three ways, side by side with a bf16 copy of the same tensor:
+
+``event_ms`` ("event, one call")
+    one call per CUDA-event pair: includes the host time of the Python dispatch, during which the
+    GPU idles inside the timed window (the method of earlier runs, kept for comparison);
+``graph_ms``
+    ``GRAPH_CALLS`` back-to-back calls captured in one CUDA graph, replayed between two events,
+    divided by ``GRAPH_CALLS`` (how training runs the kernel: the whole step is one graph);
+``gpu_ms``
+    GPU time per call of all kernels and copies the call launches (torch profiler).
+
+Each has its ratio to the copy timed the same way (``*_vs_copy``). Linear benchmark:
+``QuantLinear`` 4096 -> 4096 in bf16, 16384 tokens, forward + backward, unquantized vs quantized
+operands: ``ms`` times five steps back to back per CUDA-event pair (as an eager training loop runs
+them), ``ms_sync_each`` one step per pair with a host sync after each (host launch latency
+included), ``graph_ms`` one step (forward + backward, gradients accumulated into preallocated
+buffers) captured in a CUDA graph as the trainer does, ``quant_kernels_ms`` the GPU time per step
+of the fake-quant kernels and ``gpu_ms`` of all kernels (torch profiler).
 """
 
 import argparse
@@ -22,7 +36,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-from training.quant import LinearQuantConfig, quantize, quantize_reference  # noqa: E402
+from training.quant import (  # noqa: E402
+    LinearQuantConfig,
+    quantize,
+    quantize_pair,
+    quantize_reference,
+)
+from training.quant.config import OperandQuant  # noqa: E402
 from training.quant.linear import QuantLinear  # noqa: E402
 
 
@@ -47,48 +67,133 @@ def time_cuda(fn, reps: int, warmup: int = 3, inner: int = 1) -> float:
     return statistics.median(times)
 
 
-def quant_kernel_ms(fn, steps: int = 5) -> float:
-    """GPU milliseconds per call spent in the fake-quant extension's kernels (profiler)."""
+GRAPH_CALLS = 20  # calls per CUDA graph in the graph timings
+
+
+def time_graph(fn, reps: int, calls: int = GRAPH_CALLS, warmup: int = 3) -> float:
+    """Median milliseconds of one call of ``fn`` from replays of a CUDA graph of ``calls`` calls.
+
+    The warm-up runs on a side stream (as for any capture); the graph holds ``calls`` back-to-back
+    calls on the same static input, so host dispatch is not in the timed window.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / calls)
+    del graph
+    torch.cuda.synchronize()
+    return statistics.median(times)
+
+
+def profile_ms(fn, steps: int = 5, name_filter=None) -> float:
+    """GPU milliseconds per call of the kernels (and device copies) that ``fn`` launches.
+
+    ``name_filter``: keep only device activities whose name contains it (e.g. ``"fq::"``).
+    """
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     fn()
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             fn()
         torch.cuda.synchronize()
-    total = 0.0
-    for ev in prof.key_averages():
-        if "fq::" in ev.key or "_kernel" in ev.key and "fq" in ev.key:
-            total += ev.device_time_total
-    return total / steps / 1e3
+    total_us = 0.0
+    for ev in prof.events():
+        if ev.device_type != DeviceType.CUDA:
+            continue
+        if name_filter is not None and name_filter not in ev.name:
+            continue
+        total_us += ev.time_range.elapsed_us()
+    return total_us / steps / 1e3
+
+
+def quant_kernel_ms(fn, steps: int = 5) -> float:
+    """GPU milliseconds per call spent in the fake-quant extension's kernels (profiler)."""
+    return profile_ms(fn, steps, name_filter="fq::")
+
+
+METHODS = ("event", "graph", "gpu")
+
+
+def time_three(fn, reps: int) -> dict:
+    """``event_ms``, ``graph_ms`` and ``gpu_ms`` of ``fn``; a failing method gives None + a note."""
+    out, notes = {}, []
+    timers = {"event": lambda: time_cuda(fn, reps), "graph": lambda: time_graph(fn, reps),
+              "gpu": lambda: profile_ms(fn)}
+    for method, timer in timers.items():
+        try:
+            out[f"{method}_ms"] = timer()
+        except Exception as err:  # e.g. an op that cannot be captured in a CUDA graph
+            out[f"{method}_ms"] = None
+            notes.append(f"{method}: {type(err).__name__}: {err}"[:160])
+            torch.cuda.synchronize()
+    out["note"] = "; ".join(notes)
+    return out
 
 
 def bench_cast(n: int, reps: int, compile_reference: bool) -> list:
     x = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     y = torch.empty_like(x)
-    copy_ms = time_cuda(lambda: y.copy_(x), reps)
     gbytes = 2 * x.numel() * x.element_size() / 1e9
-    rows = [dict(case="copy", granularity="-", ms=copy_ms, vs_copy=1.0,
-                 tb_per_s=gbytes / copy_ms)]
+    copy = time_three(lambda: y.copy_(x), reps)
+    rows = [dict(case="copy", granularity="-", **copy)]
+    # kernel cases first: a failed graph capture of a reference case cannot disturb them
+    cases = []
     for gran in ("tensor", "channel", 128):
-        variants = {
-            "reference (eager)": lambda g=gran: quantize_reference(x, "e4m3", g),
-            "cuda kernel": lambda g=gran: quantize(x, "e4m3", g, backend="cuda"),
-        }
+        cases.append(("cuda kernel", str(gran), lambda g=gran: quantize(x, "e4m3", g,
+                                                                        backend="cuda")))
+    # groups along dim 0 (x_bwd / dy2 of a Linear) and both groupings in one call (the pair)
+    for gran in ("channel", 128):
+        cases.append(("cuda kernel, dim 0", str(gran),
+                      lambda g=gran: quantize(x, "e4m3", g, dim=0, backend="cuda")))
+    pair = OperandQuant("e4m3", 128)
+    cases.append(("cuda pair (dim 1 + dim 0)", "128", lambda: quantize_pair(x, pair, pair,
+                                                                            backend="cuda")))
+    for gran in ("tensor", "channel", 128):
+        cases.append(("reference (eager)", str(gran),
+                      lambda g=gran: quantize_reference(x, "e4m3", g)))
         if compile_reference:
             compiled = torch.compile(lambda t, g=gran: quantize_reference(t, "e4m3", g),
                                      dynamic=False)
-            variants["reference (torch.compile)"] = lambda c=compiled: c(x)
-        for name, fn in variants.items():
-            t0 = time.perf_counter()
-            try:
-                ms = time_cuda(fn, reps)
-            except Exception as err:  # compile failures are reported, not fatal
-                print(f"{name} {gran}: failed: {err!r}"[:300])
-                continue
-            rows.append(dict(case=name, granularity=str(gran), ms=ms, vs_copy=ms / copy_ms,
-                             tb_per_s=gbytes / ms, wall_s=time.perf_counter() - t0))
+            cases.append(("reference (torch.compile)", str(gran), lambda c=compiled: c(x)))
+    for name, gran, fn in cases:
+        t0 = time.perf_counter()
+        try:
+            res = time_three(fn, reps)
+        except Exception as err:  # compile failures are reported, not fatal
+            print(f"{name} {gran}: failed: {err!r}"[:300])
+            continue
+        res["wall_s"] = time.perf_counter() - t0
+        rows.append(dict(case=name, granularity=gran, **res))
+    for r in rows:
+        # bytes moved: one read + one write of the tensor (two writes for the pair)
+        moved = gbytes * (1.5 if r["case"].startswith("cuda pair") else 1.0)
+        for m in METHODS:
+            ms, base = r.get(f"{m}_ms"), copy.get(f"{m}_ms")
+            r[f"{m}_vs_copy"] = ms / base if ms and base else None
+            r[f"{m}_tb_per_s"] = moved / ms if ms else None
+        # the fields of earlier runs (event timing)
+        r["ms"], r["vs_copy"], r["tb_per_s"] = r["event_ms"], r["event_vs_copy"], \
+            r["event_tb_per_s"]
     return rows
 
 
@@ -115,19 +220,35 @@ def bench_linear(tokens: int, features: int, reps: int) -> list:
             x.grad, layer.weight.grad = None, None
             layer(x).backward(g)
 
+        def accumulate():
+            # graph-safe step: gradients accumulate into buffers allocated before the capture
+            layer(x).backward(g)
+
         try:
             ms = time_cuda(step, reps, inner=5)
             ms_sync = time_cuda(step, reps)
             quant_ms = quant_kernel_ms(step)
+            gpu_ms = profile_ms(step)
         except Exception as err:  # keep the other rows
             print(f"{name}: failed: {err!r}"[:300])
             continue
+        graph_ms, note = None, ""
+        try:
+            step()  # allocate x.grad and weight.grad outside the graph
+            graph_ms = time_graph(accumulate, reps, calls=1)
+        except Exception as err:
+            note = f"graph: {type(err).__name__}: {err}"[:160]
+            torch.cuda.synchronize()
+        x.grad, layer.weight.grad = None, None
         if base is None:
-            base, base_sync = ms, ms_sync
+            base, base_sync, base_graph = ms, ms_sync, graph_ms
         flops = 3 * 2 * tokens * features * features
         rows.append(dict(case=name, ms=ms, vs_unquantized=ms / base, tflops=flops / ms / 1e9,
                          ms_sync_each=ms_sync, vs_unquantized_sync_each=ms_sync / base_sync,
-                         quant_kernels_ms=quant_ms))
+                         graph_ms=graph_ms,
+                         vs_unquantized_graph=(graph_ms / base_graph
+                                               if graph_ms and base_graph else None),
+                         quant_kernels_ms=quant_ms, gpu_ms=gpu_ms, note=note))
     return rows
 
 
@@ -154,12 +275,17 @@ def main():
     cast = bench_cast(args.size, args.reps, not args.no_compile)
     device = torch.cuda.get_device_name()
     print(f"## Fake-quant cast, {args.size}x{args.size} bf16, e4m3 ({device})")
-    print(markdown(cast, ["case", "granularity", "ms", "vs_copy", "tb_per_s"]))
+    print(f"(event: one call per event pair; graph: {GRAPH_CALLS} calls per CUDA graph replay; "
+          "gpu: profiler kernel time per call)")
+    print(markdown(cast, ["case", "granularity", "event_ms", "event_vs_copy", "graph_ms",
+                          "graph_vs_copy", "gpu_ms", "gpu_vs_copy", "graph_tb_per_s", "note"]))
     print(f"\n## QuantLinear {args.features}x{args.features}, {args.tokens} tokens, bf16 fwd+bwd")
-    print(markdown(linear, ["case", "ms", "vs_unquantized", "tflops", "ms_sync_each",
-                            "vs_unquantized_sync_each", "quant_kernels_ms"]))
+    print(markdown(linear, ["case", "ms", "vs_unquantized", "ms_sync_each",
+                            "vs_unquantized_sync_each", "graph_ms", "vs_unquantized_graph",
+                            "quant_kernels_ms", "gpu_ms", "tflops", "note"]))
     result = dict(device=torch.cuda.get_device_name(), torch=torch.__version__,
-                  cuda=torch.version.cuda, args=vars(args), cast=cast, linear=linear)
+                  cuda=torch.version.cuda, args=vars(args), graph_calls=GRAPH_CALLS,
+                  cast=cast, linear=linear)
     with open(args.out, "w") as fh:
         json.dump(result, fh, indent=2)
 

@@ -22,7 +22,13 @@ CASES = [((64, 256), -1, 8), ((64, 256), -1, 32), ((32, 512), -1, 128), ((16, 20
          ((96, 40), 0, 3), ((4, 64, 48), 1, 16), ((1024, 16), 0, "channel"),
          ((2048, 24), 0, 1024), ((128, 13), 0, 8), ((4096, 8), 0, 4096), ((300, 5), 0, 300),
          ((37, 53), 1, "tensor"), ((512, 256), 0, None),
-         ((5, 7, 9), 2, None), ((0, 16), -1, 8), ((), 0, "tensor")]
+         ((5, 7, 9), 2, None), ((0, 16), -1, 8), ((), 0, "tensor"),
+         # rows of 257..512 packs (one block per row, two packs per thread)
+         ((5, 2400), -1, "channel"), ((3, 2048), -1, "channel"),
+         # column kernels (groups along a non-last dim too long for a register tile): several
+         # chunks per group, several groups, outer > 1, partial column blocks, scalar packs
+         ((6144, 16), 0, "channel"), ((6144, 48), 0, 3072), ((3, 4200, 8), 1, 4200),
+         ((3000, 13), 0, "channel"), ((2, 5000, 3), 1, "channel"), ((4096, 264), 0, "channel")]
 
 
 def adversarial(shape, dtype, seed):
@@ -64,6 +70,63 @@ def test_kernel_equals_reference(shape, dim, gran, dtype):
             want = quantize_reference(x.cpu(), fmt, gran, dim=dim, scale=scale,
                                       seed=seed.cpu(), stream=i % 16)
             assert_same(got, want)
+
+
+# formats on the branch-free nearest-even path (subnormals, saturation, E <= 7) and next to it
+FAST_FORMATS = [FPFormat(e, m, c) for e, m, c in
+                [(1, 0, "finite"), (1, 5, "finite"), (2, 1, "finite"), (2, 22, "finite"),
+                 (3, 0, "fn"), (4, 3, "fn"), (4, 7, "finite"), (5, 2, "ieee"), (5, 10, "ieee"),
+                 (6, 12, "finite"), (7, 0, "finite"), (7, 16, "ieee"), (7, 22, "fn"),
+                 (8, 7, "ieee"), (8, 0, "finite")]]
+
+
+def special_values(dtype):
+    """Grid points, midpoints and their neighbours of many formats, +-0, Inf, NaN, subnormals."""
+    vals = [0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1e-45, 1e-40, 1e-38, 3.4e38]
+    for e in range(-30, 31, 3):
+        for m in (1.0, 1.25, 1.5, 1.75, 1.875, 1.9375, 1.0625, 1.03125):
+            vals += [m * 2.0**e, -m * 2.0**e]
+    x = torch.tensor(vals, dtype=torch.float32)
+    x = torch.cat([x, torch.nextafter(x, torch.full_like(x, float("inf"))),
+                   torch.nextafter(x, torch.full_like(x, -float("inf")))])
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_fast_path_formats_equal_reference(dtype):
+    g = torch.Generator().manual_seed(11)
+    sp = special_values(dtype)
+    rnd = (torch.randn(4096, generator=g) * torch.exp(torch.randn(4096, generator=g) * 4))
+    flat = torch.cat([sp, rnd.to(dtype)])
+    flat = flat[: flat.numel() // 64 * 64]
+    for gran, dim, shape in [(None, -1, (-1, 64)), (32, -1, (-1, 64)), (8, 0, (-1, 64)),
+                             ("channel", 0, (-1, 64)), ("tensor", -1, (-1, 64))]:
+        x = flat.reshape(shape).cuda()
+        for fmt in FAST_FORMATS:
+            for scale in ("fp32", "pow2"):
+                got = quantize(x, fmt, gran, dim=dim, scale=scale, backend="cuda")
+                want = quantize_reference(x.cpu(), fmt, gran, dim=dim, scale=scale)
+                assert_same(got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape,dim,gran", [((6145, 20), 0, "channel"), ((6145, 24), 0, 1024),
+                                            ((65, 264), -1, 8), ((9, 2400), -1, "channel"),
+                                            ((513, 40), 0, 128)])
+def test_kernel_misaligned_pointer(shape, dim, gran, dtype):
+    # a contiguous view whose data pointer is not 16-byte aligned takes the scalar paths
+    base = adversarial(shape, dtype, seed=sum(shape)).cuda()
+    x = base.reshape(-1)[1:].reshape(-1)
+    x = x[: x.numel() // shape[1] * shape[1] - shape[1]].reshape(-1, shape[1])
+    if dim == 0:
+        x = x[: x.shape[0] // (gran if isinstance(gran, int) else 1) *
+              (gran if isinstance(gran, int) else 1)]
+    assert x.data_ptr() % 16 != 0 and x.is_contiguous()
+    for fmt in (FPFormat(4, 3), FPFormat(2, 1, rounding="stochastic")):
+        seed = torch.tensor([4, 1], dtype=torch.int64, device="cuda")
+        got = quantize(x, fmt, gran, dim=dim, seed=seed, stream=2, backend="cuda")
+        want = quantize_reference(x.cpu(), fmt, gran, dim=dim, seed=seed.cpu(), stream=2)
+        assert_same(got, want)
 
 
 def test_kernel_non_contiguous_input():

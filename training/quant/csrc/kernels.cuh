@@ -14,7 +14,8 @@
 //                      a tile of B rows x PC packs in registers, column absmax via shuffles and
 //                      shared memory; optionally also row groups of the same tile (pair output).
 //   amax_all_kernel + apply_kernel   tensor-wise: device-side absmax, scale read by pointer.
-//   amax_cols_kernel + apply_kernel  any other grouping along a non-last dim (two passes).
+//   cols_absmax_kernel + cols_scale_kernel + cols_apply_kernel  any other grouping along a
+//                      non-last dim (long groups, e.g. channel-wise along dim 0): two reads.
 #pragma once
 
 #include "fakequant.h"
@@ -58,6 +59,12 @@ struct QParams {
   uint32_t maxv_bits;
   uint32_t over_bits; // what a magnitude above maxv becomes (maxv, Inf or NaN)
   float magic;        // (|y| + magic) - magic rounds |y| < 2**emin to the subnormal quantum (RNE)
+  // fast path (quant_fast): nearest even with subnormals and saturation, and the rounding
+  // constants 2**(e + 23 - M) representable for every binade e in [emin, max_exp + 1]
+  bool fast;
+  float c_lo;         // 2**emin
+  float c_hi;         // 2**(max_exp + 1)
+  float c_k;          // 2**(23 - M)
 };
 
 inline float host_pow2(int k) {  // exact 2**k, k in [-126, 127]
@@ -101,6 +108,11 @@ inline QParams make_params(const std::vector<int64_t>& code, double maxv, bool p
   // subtraction is exact (Sterbenz). Flushing: an ulp of 2**(emin + 2) rounds every
   // |y| < 2**emin to zero.
   p.magic = host_pow2(p.subnormals ? p.emin + 23 - p.mbits : p.emin + 25);
+  TORCH_CHECK(p.max_exp >= p.emin && p.max_exp <= 127, "max_exponent out of range");
+  p.fast = p.rounding == 0 && p.subnormals && p.saturate && p.max_exp + 24 - p.mbits <= 127;
+  p.c_lo = host_pow2(p.emin);
+  p.c_hi = host_pow2(std::min(p.max_exp + 1, 127));
+  p.c_k = host_pow2(23 - p.mbits);
   return p;
 }
 
@@ -206,6 +218,7 @@ __device__ __forceinline__ float pow2f(int k) {  // exact 2**k for k in [-126, 1
 
 // Round-to-nearest-even onto the grid (no scaling), branch-free: integer RNE of the float32
 // bits for the normal range, the magic-number addition for the subnormal range, one select.
+// Any flags (flush, no saturation, E = 8).
 __device__ __forceinline__ float quant_rne(float y, const QParams& p) {
   const uint32_t yb = __float_as_uint(y);
   const uint32_t u = yb & 0x7fffffffu;
@@ -218,8 +231,39 @@ __device__ __forceinline__ float quant_rne(float y, const QParams& p) {
   return u > 0x7f800000u ? y : __uint_as_float(q);  // NaN stays NaN
 }
 
+// min(a, b) that returns NaN when a is NaN (b is never NaN).
+__device__ __forceinline__ float min_keep_nan(float a, float b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  float r;
+  asm("min.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+  return r;
+#else
+  return a > b ? b : a;
+#endif
+}
+
+// Round-to-nearest-even onto the grid when p.fast (subnormals kept, overflow saturates), with
+// one rounding addition for every binade: for |y| in [2**e, 2**(e+1)), e >= emin, the float32
+// sum |y| + 2**(e + 23 - M) lies in [2**(e + 23 - M), 2**(e + 24 - M)], whose ulp is the grid
+// quantum 2**(e - M), so the IEEE addition rounds |y| to nearest even on the grid (the parity of
+// the sum's last bit is the parity of the grid index) and the subtraction is exact. Below 2**emin
+// the binade is clamped to emin (the subnormal quantum, as the magic constant above). At or above
+// 2**(max_exp + 1) the binade is clamped too: the result stays above max_value and saturates.
+// Inf gives Inf (then max_value), NaN stays NaN (min.NaN), zero keeps its sign. Same values as
+// quant_rne for every float32 input; the constants are exact powers of two (p.fast checks that
+// 2**(max_exp + 24 - M) is finite).
+__device__ __forceinline__ float quant_fast(float y, const QParams& p) {
+  const uint32_t yb = __float_as_uint(y);
+  const float e = __uint_as_float(yb & 0x7f800000u);  // 2**floor(log2|y|); 0 or Inf at the ends
+  const float c = __fmul_rn(fminf(fmaxf(e, p.c_lo), p.c_hi), p.c_k);
+  const float q = __fsub_rn(__fadd_rn(fabsf(y), c), c);
+  const float qs = min_keep_nan(q, p.maxv);
+  return __uint_as_float(__float_as_uint(qs) | (yb & 0x80000000u));
+}
+
 // Any rounding mode, decided at run time (half_away and stochastic).
 __device__ __forceinline__ float quant_any(float y, const QParams& p, uint32_t rbits) {
+  if (p.rounding == 0) return quant_rne(y, p);  // nearest even without p.fast
   if (isnan(y)) return y;
   const uint32_t u = __float_as_uint(y) & 0x7fffffffu;
   float a;
@@ -256,11 +300,12 @@ __device__ __forceinline__ float quant_any(float y, const QParams& p, uint32_t r
   return copysignf(a, y);
 }
 
-// RM = 0: nearest even (compile-time fast path); RM = -1: mode read from p at run time.
+// RM = 0: nearest even with p.fast (compile-time fast path); RM = -1: mode read from p at run
+// time.
 template <int RM>
 __device__ __forceinline__ float quant_elem(float y, const QParams& p, uint32_t rbits) {
   if constexpr (RM == 0) {
-    return quant_rne(y, p);
+    return quant_fast(y, p);
   } else {
     return quant_any(y, p, rbits);
   }
@@ -286,6 +331,16 @@ __device__ __forceinline__ float pack_absmax(const Pack<T, N>& v) {
   float m = 0.f;
 #pragma unroll
   for (int j = 0; j < N; ++j) m = fmaxf(m, fin_abs(to_f(v.v[j])));
+  return m;
+}
+
+// Absmax of |x| over a pack with NaN ignored (fmaxf) but Inf kept: one max per element. A result
+// above FLT_MAX means the pack holds an Inf; the caller then recomputes with pack_absmax (rare).
+template <typename T, int N>
+__device__ __forceinline__ float pack_absmax_inf(const Pack<T, N>& v) {
+  float m = 0.f;
+#pragma unroll
+  for (int j = 0; j < N; ++j) m = fmaxf(m, fabsf(to_f(v.v[j])));
   return m;
 }
 
@@ -347,6 +402,30 @@ __device__ __forceinline__ void quant_store_each(const Pack<T, N>& v, const floa
   store_pack<OutT, N>(q, out + i0);
 }
 
+// 16-byte asynchronous global -> shared copy (cp.async, sm_80+; a plain copy before).
+template <typename PackT>
+__device__ __forceinline__ void cp_async16(PackT* smem, const void* gmem) {
+  static_assert(sizeof(PackT) == 16, "cp.async copies 16-byte packs");
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+#else
+  *smem = *reinterpret_cast<const PackT*>(gmem);
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ void atomic_max_nonneg(float* addr, float v) {
   // non-negative floats order like their int bit patterns
   atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
@@ -391,10 +470,19 @@ __global__ void __launch_bounds__(kThreads, NREG <= 4 ? 4 : 2)
     float m = 0.f;
 #pragma unroll
     for (int k = 0; k < NREG; ++k) {
-      if (k < npt && active) m = fmaxf(m, pack_absmax(v[k]));
+      if (k < npt && active) m = fmaxf(m, pack_absmax_inf(v[k]));
     }
     for (int off = tpg >> 1; off > 0; off >>= 1)
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    if (__any_sync(0xffffffffu, m > FLT_MAX)) {  // some group holds an Inf: exclude it
+      m = 0.f;
+#pragma unroll
+      for (int k = 0; k < NREG; ++k) {
+        if (k < npt && active) m = fmaxf(m, pack_absmax(v[k]));
+      }
+      for (int off = tpg >> 1; off > 0; off >>= 1)
+        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    }
     if (active) {
       const float s = scale_of(m, p);
       const float inv = __fdiv_rn(1.f, s);
@@ -409,39 +497,53 @@ __global__ void __launch_bounds__(kThreads, NREG <= 4 ? 4 : 2)
   }
 }
 
-// One thread block per group of P packs (kept in registers when P <= blockDim * kRowRegs).
-template <int RM, typename T, typename OutT, int N>
-__global__ void __launch_bounds__(kThreads)
+// One thread block per group of P packs (kept in registers when P <= blockDim * NREG; NREG = 2
+// holds rows of 512 packs, e.g. 4096 bf16, at low register use).
+template <int RM, typename T, typename OutT, int N, int NREG>
+__global__ void __launch_bounds__(kThreads, NREG <= 2 ? 4 : 2)
     rows_block_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t ngroups, int64_t P,
                       QParams p, const int64_t* state, int stream) {
   using PackT = Pack<T, N>;
   __shared__ float red[32];
   const int tid = threadIdx.x, bd = blockDim.x;
-  const bool hold = P <= static_cast<int64_t>(bd) * kRowRegs;
+  const bool hold = P <= static_cast<int64_t>(bd) * NREG;
   for (int64_t g = blockIdx.x; g < ngroups; g += gridDim.x) {
     const PackT* src = reinterpret_cast<const PackT*>(x) + g * P;
-    PackT v[kRowRegs];
+    PackT v[NREG];
     float m = 0.f;
     if (hold) {
 #pragma unroll
-      for (int k = 0; k < kRowRegs; ++k) {
+      for (int k = 0; k < NREG; ++k) {
         const int64_t idx = tid + static_cast<int64_t>(k) * bd;
         if (idx < P) v[k] = src[idx];
       }
 #pragma unroll
-      for (int k = 0; k < kRowRegs; ++k) {
+      for (int k = 0; k < NREG; ++k) {
         const int64_t idx = tid + static_cast<int64_t>(k) * bd;
-        if (idx < P) m = fmaxf(m, pack_absmax(v[k]));
+        if (idx < P) m = fmaxf(m, pack_absmax_inf(v[k]));
       }
     } else {
-      for (int64_t idx = tid; idx < P; idx += bd) m = fmaxf(m, pack_absmax(src[idx]));
+      for (int64_t idx = tid; idx < P; idx += bd) m = fmaxf(m, pack_absmax_inf(src[idx]));
     }
     m = block_max(m, red);
+    if (m > FLT_MAX) {  // the group holds an Inf (block-uniform): absmax of the finite elements
+      m = 0.f;
+      if (hold) {
+#pragma unroll
+        for (int k = 0; k < NREG; ++k) {
+          const int64_t idx = tid + static_cast<int64_t>(k) * bd;
+          if (idx < P) m = fmaxf(m, pack_absmax(v[k]));
+        }
+      } else {
+        for (int64_t idx = tid; idx < P; idx += bd) m = fmaxf(m, pack_absmax(src[idx]));
+      }
+      m = block_max(m, red);
+    }
     const float s = scale_of(m, p);
     const float inv = __fdiv_rn(1.f, s);
     if (hold) {
 #pragma unroll
-      for (int k = 0; k < kRowRegs; ++k) {
+      for (int k = 0; k < NREG; ++k) {
         const int64_t idx = tid + static_cast<int64_t>(k) * bd;
         if (idx < P)
           quant_store<RM, T, OutT, N>(v[k], s, inv, p, state, stream, (g * P + idx) * N, out);
@@ -461,55 +563,109 @@ __global__ void __launch_bounds__(kThreads)
 // out_a (optional, outer == 1): groups of bap consecutive packs along a row.
 // Each element's |x| is computed once and feeds both absmaxes; column scales and their
 // reciprocals are computed once per column (shared memory), not once per thread.
+// Dynamic shared memory (sizes from tile_smem): part[nslots * ncols], col_s[ncols],
+// col_i[ncols], then, when stage_off >= 0, a staging area of NP * TT packs at byte stage_off:
+// each thread copies its own packs of the NEXT tile there with cp.async while it quantizes the
+// current one, so the loads of one tile overlap the arithmetic and stores of the previous one.
+// A thread only ever reads the staging slots it wrote itself (no barrier needed for them).
 template <int RM, typename T, typename OutT, int N, int TT, int NPM>
-__global__ void __launch_bounds__(TT, 2)
+__global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 threads, run-time rounding: 128 regs
     tile_kernel(const T* __restrict__ x, OutT* __restrict__ out_a, OutT* __restrict__ out_b,
                 int64_t outer, int64_t R, int64_t inner, int TR, int PC, int NP, int bap,
-                QParams pa, QParams pb, const int64_t* state, int stream_a, int stream_b) {
+                QParams pa, QParams pb, const int64_t* state, int stream_a, int stream_b,
+                int stage_off) {
   using PackT = Pack<T, N>;
-  __shared__ float part[TT * N];
-  __shared__ float col_s[TT * N];
-  __shared__ float col_i[TT * N];
+  extern __shared__ __align__(16) unsigned char tile_smem_raw[];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int cp = tid % PC, r0 = tid / PC, rstep = TT / PC;
   const int ncols = PC * N;
-  const int64_t tile_cols = static_cast<int64_t>(PC) * N;
-  const int64_t tiles_c = (inner + tile_cols - 1) / tile_cols;
-  const int64_t tiles_r = R / TR;
-  const int64_t ntiles = outer * tiles_r * tiles_c;
+  // tile counts fit in 32 bits (checked on the host): fewer live 64-bit registers in the loop
+  const int tile_cols = PC * N;
+  const int tiles_c = static_cast<int>((inner + tile_cols - 1) / tile_cols);
+  const int tiles_r = static_cast<int>(R / TR);
+  const int ntiles = static_cast<int>(outer) * tiles_r * tiles_c;
   const int nslots = PC >= 32 ? TT / PC : TT / 32;
   const int slot = PC >= 32 ? tid / PC : warp;
-  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
-    const int64_t ct = tile % tiles_c;
-    const int64_t rest = tile / tiles_c;
-    const int64_t rt = rest % tiles_r, o = rest / tiles_r;
-    const int64_t col = (ct * PC + cp) * N;
-    const bool cvalid = col < inner;
-    const int64_t base = (o * R + rt * TR) * inner + col;
+  float* part = reinterpret_cast<float*>(tile_smem_raw);
+  float* col_s = part + nslots * ncols;
+  float* col_i = col_s + ncols;
+  const bool staged = stage_off >= 0;
+  PackT* stage = reinterpret_cast<PackT*>(tile_smem_raw + (staged ? stage_off : 0));
+  // flat offset of this thread's first element in a tile, and whether its column exists
+  auto tile_base = [&](int t, bool* valid) {
+    const int ct = t % tiles_c;
+    const int rest = t / tiles_c;
+    const int rt = rest % tiles_r, o = rest / tiles_r;
+    const int64_t col = (static_cast<int64_t>(ct) * PC + cp) * N;
+    *valid = col < inner;
+    return (o * R + static_cast<int64_t>(rt) * TR) * inner + col;
+  };
+  auto prefetch = [&](int t) {
+    if constexpr (sizeof(PackT) == 16) {  // the host stages 16-byte packs only
+      bool valid;
+      const int64_t b = tile_base(t, &valid);
+      if (valid) {
+#pragma unroll
+        for (int k = 0; k < NPM; ++k) {
+          if (k < NP) cp_async16(stage + k * TT + tid, x + b + (r0 + k * rstep) * inner);
+        }
+      }
+      cp_async_commit();
+    }
+  };
+  if (staged && blockIdx.x < ntiles) prefetch(blockIdx.x);
+  for (int tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    bool cvalid;
+    const int64_t base = tile_base(tile, &cvalid);
     PackT v[NPM];
+    if (staged) cp_async_wait_all();
 #pragma unroll
     for (int k = 0; k < NPM; ++k) {
       if (k < NP) {
-        if (cvalid) {
-          v[k] = *reinterpret_cast<const PackT*>(x + base + (r0 + k * rstep) * inner);
-        } else {
+        if (!cvalid) {
 #pragma unroll
           for (int j = 0; j < N; ++j) v[k].v[j] = from_f<T>(0.f);
+        } else if (staged) {
+          v[k] = stage[k * TT + tid];
+        } else {
+          v[k] = *reinterpret_cast<const PackT*>(x + base + (r0 + k * rstep) * inner);
         }
       }
     }
     float cm[N], rm[NPM];
 #pragma unroll
     for (int j = 0; j < N; ++j) cm[j] = 0.f;
+    bool has_inf = false;
 #pragma unroll
     for (int k = 0; k < NPM; ++k) {
       rm[k] = 0.f;
       if (k < NP) {
 #pragma unroll
         for (int j = 0; j < N; ++j) {
-          const float a = fin_abs(to_f(v[k].v[j]));
+          const float a = fabsf(to_f(v[k].v[j]));  // NaN is ignored by fmaxf
           cm[j] = fmaxf(cm[j], a);
           rm[k] = fmaxf(rm[k], a);
+        }
+        has_inf |= rm[k] > FLT_MAX;
+      }
+    }
+    // has_inf depends on every element of v, so the staging slots have been read: refill them
+    // with the next tile (the barrier also keeps the compiler from hoisting this above the reads)
+    const bool any_inf = __syncthreads_or(has_inf);
+    if (staged && tile + gridDim.x < ntiles) prefetch(tile + gridDim.x);
+    if (any_inf) {  // rare: the tile holds an Inf, which no absmax may see
+#pragma unroll
+      for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+      for (int k = 0; k < NPM; ++k) {
+        rm[k] = 0.f;
+        if (k < NP) {
+#pragma unroll
+          for (int j = 0; j < N; ++j) {
+            const float a = fin_abs(to_f(v[k].v[j]));
+            cm[j] = fmaxf(cm[j], a);
+            rm[k] = fmaxf(rm[k], a);
+          }
         }
       }
     }
@@ -590,88 +746,163 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) atomic_max_nonneg(amax, m);
 }
 
-// Absmax of groups of B rows along R of x viewed as (outer, R, inner); each thread scans `chunk`
-// rows (chunk divides B) of one column pack. amax has shape (outer, R / B, inner), zeroed.
+// Groups of B rows along R of x viewed as (outer, R, inner), when no register tile fits (long
+// groups, e.g. channel-wise along dim 0): three kernels. A work item is a chunk of RPC rows (RPC
+// divides B, so a chunk lies in one group) by kColX column packs; a kColX x kColY thread block
+// gives thread (tx, ty) column pack tx and rows ty, ty + kColY, ... of the chunk (each row of the
+// block is kColX consecutive packs: coalesced 16-byte loads, four in flight per thread).
+//   cols_absmax_kernel  absmax per (chunk, column) into partial (no atomics, no zero-fill);
+//   cols_scale_kernel   per (group, column): max over the group's chunks, scale and reciprocal;
+//   cols_apply_kernel   quantize with the column scales, read once per thread per chunk.
+constexpr int kColX = 32;
+constexpr int kColY = 8;
+
 template <typename T, int N>
-__global__ void __launch_bounds__(kThreads)
-    amax_cols_kernel(const T* __restrict__ x, float* amax, int64_t outer, int64_t R,
-                     int64_t inner, int64_t B, int chunk) {
+__global__ void __launch_bounds__(kColX * kColY)
+    cols_absmax_kernel(const T* __restrict__ x, float* __restrict__ partial, int64_t nchunks,
+                       int64_t inner, int RPC) {
+  static_assert(kColX * kColY == 256, "thread block shape");
   using PackT = Pack<T, N>;
-  const int64_t pcs = inner / N, nch = R / chunk;
-  const int64_t items = outer * nch * pcs;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t it = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; it < items;
-       it += stride) {
-    const int64_t cp = it % pcs, rest = it / pcs;
-    const int64_t rc = rest % nch, o = rest / nch;
+  __shared__ float red[kColY][kColX * N];
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * kColX + tx;
+  const int64_t pcs = inner / N;  // the host checks inner % N == 0
+  const int64_t cblocks = (pcs + kColX - 1) / kColX;
+  const int64_t items = nchunks * cblocks;
+  for (int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+    const int64_t cb = it % cblocks, ch = it / cblocks;
+    const int64_t cpk = cb * kColX + tx;
     float cm[N];
 #pragma unroll
     for (int j = 0; j < N; ++j) cm[j] = 0.f;
-    const int64_t r_begin = rc * chunk;
-    const T* col0 = x + (o * R + r_begin) * inner + cp * N;
-    int r = 0;
-    for (; r + 3 < chunk; r += 4) {
-      PackT v[4];
+    if (cpk < pcs) {
+      const T* src = x + ch * RPC * inner + cpk * N;
+      int r = ty;
+      for (; r + 3 * kColY < RPC; r += 4 * kColY) {
+        PackT v[4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) v[u] = *reinterpret_cast<const PackT*>(col0 + (r + u) * inner);
+        for (int u = 0; u < 4; ++u)
+          v[u] = *reinterpret_cast<const PackT*>(src + static_cast<int64_t>(r + u * kColY) * inner);
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
+        for (int u = 0; u < 4; ++u) {
 #pragma unroll
-        for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v[u].v[j])));
+          for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v[u].v[j])));
+        }
+      }
+      for (; r < RPC; r += kColY) {
+        const PackT v = *reinterpret_cast<const PackT*>(src + static_cast<int64_t>(r) * inner);
+#pragma unroll
+        for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v.v[j])));
       }
     }
-    for (; r < chunk; ++r) {
-      const PackT v = *reinterpret_cast<const PackT*>(col0 + r * inner);
 #pragma unroll
-      for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v.v[j])));
+    for (int j = 0; j < N; ++j) red[ty][tx * N + j] = cm[j];
+    __syncthreads();
+    for (int c = tid; c < kColX * N; c += kColX * kColY) {
+      float m = red[0][c];
+#pragma unroll
+      for (int q = 1; q < kColY; ++q) m = fmaxf(m, red[q][c]);
+      const int64_t col = cb * kColX * N + c;
+      if (col < inner) partial[ch * inner + col] = m;
     }
-    float* dst = amax + ((o * (R / B) + r_begin / B) * inner + cp * N);
-#pragma unroll
-    for (int j = 0; j < N; ++j) atomic_max_nonneg(dst + j, cm[j]);
+    __syncthreads();  // red is rewritten by the next item
   }
 }
 
-// mode 0: scale 1; mode 1: one absmax amax[0]; mode 2: absmax per (outer, R / B, inner) group.
+// sinv[g * inner + c] = (S, 1 / S) of group g (flat over outer and R / B) and column c, from the
+// cpg = B / RPC chunk absmaxes of the group.
+__global__ void __launch_bounds__(kColX * kColY)
+    cols_scale_kernel(const float* __restrict__ partial, float2* __restrict__ sinv,
+                      int64_t ngroups, int64_t inner, int cpg, QParams p) {
+  __shared__ float red[kColY][kColX];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t cblocks = (inner + kColX - 1) / kColX;
+  const int64_t items = ngroups * cblocks;
+  for (int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+    const int64_t cb = it % cblocks, g = it / cblocks;
+    const int64_t col = cb * kColX + tx;
+    float m = 0.f;
+    if (col < inner) {
+      const float* src = partial + g * cpg * inner + col;
+      for (int k = ty; k < cpg; k += kColY) m = fmaxf(m, src[static_cast<int64_t>(k) * inner]);
+    }
+    red[ty][tx] = m;
+    __syncthreads();
+    if (ty == 0 && col < inner) {
+#pragma unroll
+      for (int q = 1; q < kColY; ++q) m = fmaxf(m, red[q][tx]);
+      const float sc = scale_of(m, p);
+      sinv[g * inner + col] = make_float2(sc, __fdiv_rn(1.f, sc));
+    }
+    __syncthreads();
+  }
+}
+
+template <int RM, typename T, typename OutT, int N>
+__global__ void __launch_bounds__(kColX * kColY)
+    cols_apply_kernel(const T* __restrict__ x, OutT* __restrict__ out,
+                      const float2* __restrict__ sinv, int64_t nchunks, int64_t inner,
+                      int64_t B, int RPC, QParams p, const int64_t* state, int stream) {
+  using PackT = Pack<T, N>;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t pcs = inner / N;
+  const int64_t cblocks = (pcs + kColX - 1) / kColX;
+  const int64_t items = nchunks * cblocks;
+  for (int64_t it = blockIdx.x; it < items; it += gridDim.x) {
+    const int64_t cb = it % cblocks, ch = it / cblocks;
+    const int64_t cpk = cb * kColX + tx;
+    if (cpk >= pcs) continue;
+    const int64_t row0 = ch * RPC;  // flat row over (outer, R); R % B == 0, B % RPC == 0
+    const float2* sv = sinv + (row0 / B) * inner + cpk * N;
+    float sc[N], iv[N];
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      const float2 t = sv[j];
+      sc[j] = t.x;
+      iv[j] = t.y;
+    }
+    const T* src = x + row0 * inner + cpk * N;
+    int r = ty;
+    for (; r + 3 * kColY < RPC; r += 4 * kColY) {
+      PackT v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        v[u] = *reinterpret_cast<const PackT*>(src + static_cast<int64_t>(r + u * kColY) * inner);
+#pragma unroll
+      for (int u = 0; u < 4; ++u)
+        quant_store_each<RM, T, OutT, N>(v[u], sc, iv, p, state, stream,
+                                         (row0 + r + u * kColY) * inner + cpk * N, out);
+    }
+    for (; r < RPC; r += kColY) {
+      const PackT v = *reinterpret_cast<const PackT*>(src + static_cast<int64_t>(r) * inner);
+      quant_store_each<RM, T, OutT, N>(v, sc, iv, p, state, stream, (row0 + r) * inner + cpk * N,
+                                       out);
+    }
+  }
+}
+
+// mode 0: scale 1; mode 1: one absmax amax[0] (tensor-wise).
 template <int RM, typename T, typename OutT, int N>
 __global__ void __launch_bounds__(kThreads)
     apply_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t npacks, int mode,
-                 const float* __restrict__ amax, int64_t R, int64_t inner, int64_t B, QParams p,
-                 const int64_t* state, int stream) {
+                 const float* __restrict__ amax, QParams p, const int64_t* state, int stream) {
   using PackT = Pack<T, N>;
   constexpr int U = 4;
   const PackT* src = reinterpret_cast<const PackT*>(x);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (mode != 2) {
-    const float s_all = mode == 1 ? scale_of(amax[0], p) : 1.f;
-    const float inv = __fdiv_rn(1.f, s_all);
-    for (; i + (U - 1) * stride < npacks; i += U * stride) {
-      PackT v[U];
+  const float s_all = mode == 1 ? scale_of(amax[0], p) : 1.f;
+  const float inv = __fdiv_rn(1.f, s_all);
+  for (; i + (U - 1) * stride < npacks; i += U * stride) {
+    PackT v[U];
 #pragma unroll
-      for (int u = 0; u < U; ++u) v[u] = src[i + u * stride];
+    for (int u = 0; u < U; ++u) v[u] = src[i + u * stride];
 #pragma unroll
-      for (int u = 0; u < U; ++u)
-        quant_store<RM, T, OutT, N>(v[u], s_all, inv, p, state, stream, (i + u * stride) * N,
-                                    out);
-    }
-    for (; i < npacks; i += stride)
-      quant_store<RM, T, OutT, N>(src[i], s_all, inv, p, state, stream, i * N, out);
-    return;
+    for (int u = 0; u < U; ++u)
+      quant_store<RM, T, OutT, N>(v[u], s_all, inv, p, state, stream, (i + u * stride) * N,
+                                  out);
   }
-  for (; i < npacks; i += stride) {
-    const PackT v = src[i];
-    const int64_t i0 = i * N;
-    const int64_t c = i0 % inner, rest = i0 / inner;
-    const int64_t r = rest % R, o = rest / R;
-    const float* a = amax + (o * (R / B) + r / B) * inner + c;
-    float s[N], inv[N];
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      s[j] = scale_of(a[j], p);
-      inv[j] = __fdiv_rn(1.f, s[j]);
-    }
-    quant_store_each<RM, T, OutT, N>(v, s, inv, p, state, stream, i0, out);
-  }
+  for (; i < npacks; i += stride)
+    quant_store<RM, T, OutT, N>(src[i], s_all, inv, p, state, stream, i * N, out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,8 +920,9 @@ inline int grid_for(int64_t work_threads, int per_sm = 8) {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// Calls f with std::integral_constant<int, RM>: 0 (the branch-free nearest-even path) when
-// every format rounds to nearest even and packs are vectors, else -1 (mode read at run time).
+// Calls f with std::integral_constant<int, RM>: 0 (the branch-free nearest-even path,
+// quant_fast) when every format has p.fast and packs are vectors, else -1 (mode read at run
+// time).
 template <int N, typename F>
 inline void with_rm(bool rne, F&& f) {
   if constexpr (N > 1) {
@@ -710,7 +942,7 @@ void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams&
   int tpg = 1;  // largest power of two dividing P, <= 32, aiming at four packs per lane
   while (tpg < 32 && P % (tpg * 2) == 0 && P / (tpg * 2) >= 4) tpg *= 2;
   const int64_t npt = P / tpg;
-  with_rm<N>(p.rounding == 0, [&](auto rm) {
+  with_rm<N>(p.fast, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     if (npt <= kRowRegs) {
       const int64_t warps = (ngroups + (32 / tpg) - 1) / (32 / tpg);
@@ -723,8 +955,12 @@ void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams&
     } else {
       const int64_t cap = static_cast<int64_t>(sm_count()) * 16;
       const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ngroups, cap)));
-      rows_block_kernel<RM, T, OutT, N><<<grid, kThreads, 0, cu>>>(x, out, ngroups, P, p, state,
-                                                                  stream);
+      if (P <= 2 * kThreads)
+        rows_block_kernel<RM, T, OutT, N, 2><<<grid, kThreads, 0, cu>>>(x, out, ngroups, P, p,
+                                                                        state, stream);
+      else
+        rows_block_kernel<RM, T, OutT, N, kRowRegs><<<grid, kThreads, 0, cu>>>(x, out, ngroups, P,
+                                                                               p, state, stream);
     }
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -766,29 +1002,49 @@ bool launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R,
   const int64_t tile_cols = static_cast<int64_t>(PC) * N;
   const int64_t tiles_c = (inner + tile_cols - 1) / tile_cols;
   const int64_t ntiles = outer * (R / TR) * tiles_c;
-  const int64_t cap = static_cast<int64_t>(sm_count()) * (TT == 512 ? 4 : 8);
+  TORCH_CHECK(ntiles < (int64_t{1} << 31) - 2 * static_cast<int64_t>(sm_count()) * 2,
+              "launch_tile: too many tiles");
+  // two blocks per SM are resident (launch bounds): one wave, so the prefetch runs throughout
+  const int64_t cap = static_cast<int64_t>(sm_count()) * 2;
   const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ntiles, cap)));
-  const bool rne = pb.rounding == 0 && (out_a == nullptr || pa.rounding == 0);
+  // dynamic shared memory: part, col_s, col_i (at most 48 KB), plus the staging area of 16-byte
+  // packs when the total stays within the default 48 KB
+  const int ncols = PC * N, nslots = PC >= 32 ? TT / PC : TT / 32;
+  size_t smem = static_cast<size_t>(nslots * ncols + 2 * ncols) * sizeof(float);
+  int stage_off = -1;
+  constexpr size_t kSmemMax = 48 * 1024;
+  if (N > 1 && sizeof(Pack<T, N>) == 16) {
+    const size_t off = (smem + 15) / 16 * 16;
+    const size_t total = off + static_cast<size_t>(TT) * NP * 16;
+    if (total <= kSmemMax) {
+      stage_off = static_cast<int>(off);
+      smem = total;
+    }
+  }
+  TORCH_CHECK(smem <= kSmemMax, "launch_tile: shared memory ", smem, " bytes");
+  const bool rne = pb.fast && (out_a == nullptr || pa.fast);
   with_rm<N>(rne, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     if constexpr (N > 1) {
       if (TT == 512) {
-        tile_kernel<RM, T, OutT, N, 512, 4><<<grid, 512, 0, cu>>>(
-            x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b);
+        tile_kernel<RM, T, OutT, N, 512, 4><<<grid, 512, smem, cu>>>(
+            x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b,
+            stage_off);
         return;
       }
     }
-    tile_kernel<RM, T, OutT, N, 256, kTileRegs><<<grid, 256, 0, cu>>>(
-        x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b);
+    tile_kernel<RM, T, OutT, N, 256, kTileRegs><<<grid, 256, smem, cu>>>(
+        x, out_a, out_b, outer, R, inner, TR, PC, NP, bap, pa, pb, state, stream_a, stream_b,
+        stage_off);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
 }
 
+// Tensor-wise (mode 1: device-side absmax, scale read by pointer) or no scaling (mode 0).
 template <typename T, typename OutT, int N>
-void launch_generic(const T* x, OutT* out, int64_t numel, int mode, int64_t outer, int64_t R,
-                    int64_t inner, int64_t B, const QParams& p, const int64_t* state, int stream,
-                    const at::Tensor& like) {
+void launch_whole(const T* x, OutT* out, int64_t numel, int mode, const QParams& p,
+                  const int64_t* state, int stream, const at::Tensor& like) {
   auto cu = at::cuda::getCurrentCUDAStream();
   at::Tensor amax;
   const float* amax_ptr = nullptr;
@@ -798,25 +1054,51 @@ void launch_generic(const T* x, OutT* out, int64_t numel, int mode, int64_t oute
                                                                     amax.data_ptr<float>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     amax_ptr = amax.data_ptr<float>();
-  } else if (mode == 2) {
-    amax = at::zeros({outer * (R / B) * inner}, like.options().dtype(at::kFloat));
-    int chunk = 1;
-    for (int c = 32; c >= 1; --c) {
-      if (B % c == 0) {
-        chunk = c;
-        break;
-      }
-    }
-    const int64_t items = outer * (R / chunk) * (inner / N);
-    amax_cols_kernel<T, N><<<grid_for(items), kThreads, 0, cu>>>(x, amax.data_ptr<float>(), outer,
-                                                                 R, inner, B, chunk);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    amax_ptr = amax.data_ptr<float>();
   }
-  with_rm<N>(p.rounding == 0, [&](auto rm) {
+  with_rm<N>(p.fast, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     apply_kernel<RM, T, OutT, N><<<grid_for(numel / N), kThreads, 0, cu>>>(
-        x, out, numel / N, mode, amax_ptr, R, inner, B, p, state, stream);
+        x, out, numel / N, mode, amax_ptr, p, state, stream);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// Rows per chunk of the column kernels: the largest divisor of B up to 128.
+inline int cols_rows_per_chunk(int64_t B) {
+  for (int r = 128; r > 1; --r) {
+    if (B % r == 0) return r;
+  }
+  return 1;
+}
+
+// Groups of B rows along R (x viewed as (outer, R, inner), inner > 1): three column kernels.
+template <typename T, typename OutT, int N>
+void launch_cols(const T* x, OutT* out, int64_t outer, int64_t R, int64_t inner, int64_t B,
+                 const QParams& p, const int64_t* state, int stream, const at::Tensor& like) {
+  TORCH_CHECK(inner % N == 0 && R % B == 0, "launch_cols: bad shape");
+  auto cu = at::cuda::getCurrentCUDAStream();
+  const int RPC = cols_rows_per_chunk(B);
+  const int64_t nchunks = outer * (R / RPC), ngroups = outer * (R / B);
+  const int64_t cblocks = (inner / N + kColX - 1) / kColX;
+  const dim3 block(kColX, kColY);
+  const int64_t cap = static_cast<int64_t>(sm_count()) * 8;
+  auto grid_of = [&](int64_t items) {
+    return static_cast<int>(std::max<int64_t>(1, std::min(items, cap)));
+  };
+  at::Tensor partial = at::empty({nchunks * inner}, like.options().dtype(at::kFloat));
+  at::Tensor sinv = at::empty({ngroups * inner * 2}, like.options().dtype(at::kFloat));
+  cols_absmax_kernel<T, N><<<grid_of(nchunks * cblocks), block, 0, cu>>>(
+      x, partial.data_ptr<float>(), nchunks, inner, RPC);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  cols_scale_kernel<<<grid_of(ngroups * ((inner + kColX - 1) / kColX)), block, 0, cu>>>(
+      partial.data_ptr<float>(), reinterpret_cast<float2*>(sinv.data_ptr<float>()), ngroups,
+      inner, static_cast<int>(B / RPC), p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  with_rm<N>(p.fast, [&](auto rm) {
+    constexpr int RM = decltype(rm)::value;
+    cols_apply_kernel<RM, T, OutT, N><<<grid_of(nchunks * cblocks), block, 0, cu>>>(
+        x, out, reinterpret_cast<const float2*>(sinv.data_ptr<float>()), nchunks, inner, B, RPC,
+        p, state, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -832,9 +1114,9 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
   if (granularity == 0 || granularity == -1) {
     const int mode = granularity == 0 ? 0 : 1;
     if (al && numel % V == 0)
-      launch_generic<T, OutT, V>(xp, op, numel, mode, 1, numel, 1, numel, p, state, stream, x);
+      launch_whole<T, OutT, V>(xp, op, numel, mode, p, state, stream, x);
     else
-      launch_generic<T, OutT, 1>(xp, op, numel, mode, 1, numel, 1, numel, p, state, stream, x);
+      launch_whole<T, OutT, 1>(xp, op, numel, mode, p, state, stream, x);
     return;
   }
   const int64_t R = x.size(dim);
@@ -858,9 +1140,9 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
                                       p, state, stream, stream))
     return;
   if (vec)
-    launch_generic<T, OutT, V>(xp, op, numel, 2, outer, R, inner, B, p, state, stream, x);
+    launch_cols<T, OutT, V>(xp, op, outer, R, inner, B, p, state, stream, x);
   else
-    launch_generic<T, OutT, 1>(xp, op, numel, 2, outer, R, inner, B, p, state, stream, x);
+    launch_cols<T, OutT, 1>(xp, op, outer, R, inner, B, p, state, stream, x);
 }
 
 inline const int64_t* seed_ptr(const std::optional<at::Tensor>& seed, const at::Tensor& x,
