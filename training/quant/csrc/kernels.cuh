@@ -810,7 +810,7 @@ __global__ void __launch_bounds__(kColX * kColY)
 
 // sinv[g * inner + c] = (S, 1 / S) of group g (flat over outer and R / B) and column c, from the
 // cpg = B / RPC chunk absmaxes of the group.
-__global__ void __launch_bounds__(kColX * kColY)
+static __global__ void __launch_bounds__(kColX * kColY)
     cols_scale_kernel(const float* __restrict__ partial, float2* __restrict__ sinv,
                       int64_t ngroups, int64_t inner, int cpg, QParams p) {
   __shared__ float red[kColY][kColX];
