@@ -5,11 +5,12 @@ Each function takes a validated run table (:func:`bayesfp.runs.validate_runs`) a
 drawn; repeated seeds are averaged, and their range drawn as a vertical bar. Loss in nats/token.
 """
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from bayesfp import dims
 from bayesfp.report.figures import WIDTH, _finish_panels
@@ -17,8 +18,29 @@ from bayesfp.report.figures import WIDTH, _finish_panels
 PAPER_OPERANDS = "+".join(dims.PAPER_OPERANDS)
 
 
-def _label_n(n: float) -> str:
-    return f"N = {n / 1e6:.2f}M" if n >= 1e6 else f"N = {n / 1e3:.0f}k"
+def _label_n(n: float, name: str = "") -> str:
+    text = f"N = {n / 1e6:.2f}M" if n >= 1e6 else f"N = {n / 1e3:.0f}k"
+    return f"{name}: {text}" if name else text
+
+
+def _size_names(df: pd.DataFrame) -> dict:
+    """N -> the model size's name, read from the runs' ``config`` JSON where present."""
+    names = {}
+    if "config" not in df:
+        return names
+    for n, cfg in zip(df["N"], df["config"], strict=True):
+        try:
+            names.setdefault(n, str(json.loads(cfg)["model"]))
+        except (TypeError, ValueError, KeyError):
+            continue
+    return names
+
+
+def _token_axis(ax, Ds) -> None:
+    """Log x axis with one labelled tick per trained D (5M, 10M, ...)."""
+    ax.set_xscale("log")
+    ax.set_xticks(Ds, [f"{d / 1e6:.0f}M" if d >= 1e6 else f"{d / 1e3:.0f}k" for d in Ds])
+    ax.minorticks_off()
 
 
 def _select(df: pd.DataFrame, block, operands: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -71,6 +93,8 @@ def loss_vs_tokens(df: pd.DataFrame, block=128, operands: str = PAPER_OPERANDS,
                              layout="constrained")
     qm = _mean_by(quant, ["N", "format", "D"])
     bm = _mean_by(base, ["N", "D"])
+    names = _size_names(df)
+    Ds = sorted(set(qm["D"]) | set(bm["D"]))
     for ax, n in zip(axes.flat, Ns, strict=False):
         for f in formats:
             c = qm[(qm["N"] == n) & (qm["format"] == f)].sort_values("D")
@@ -79,8 +103,9 @@ def loss_vs_tokens(df: pd.DataFrame, block=128, operands: str = PAPER_OPERANDS,
         c = bm[bm["N"] == n].sort_values("D")
         if len(c):
             _seed_bars(ax, c, marker="s", lw=1.5, ls="--", color="k", label="bf16")
-        ax.set_xscale("log")
-        ax.set_title(_label_n(n), fontsize=10)
+        _token_axis(ax, Ds)
+        ax.set_xlim(Ds[0] / 1.25, Ds[-1] * 1.25)
+        ax.set_title(_label_n(n, names.get(n, "")), fontsize=10)
         ax.set_xlabel("tokens D", fontsize=9)
         ax.set_ylabel("loss (nats/token)", fontsize=9)
         ax.tick_params(labelsize=8)
@@ -109,6 +134,7 @@ def penalty_vs_bits(df: pd.DataFrame, block=128, operands: str = PAPER_OPERANDS,
     qm["penalty"] = qm["loss"].to_numpy() - bm.loc[qm["N"]].to_numpy()
     Es = sorted(qm["E"].unique())
     Ns = sorted(qm["N"].unique())
+    names = _size_names(df)
     cmap = plt.get_cmap("viridis")
     fig, axes = plt.subplots(1, len(Es), figsize=(WIDTH, 3.2), squeeze=False, sharey=True,
                              layout="constrained")
@@ -117,12 +143,14 @@ def penalty_vs_bits(df: pd.DataFrame, block=128, operands: str = PAPER_OPERANDS,
             c = qm[(qm["E"] == e) & (qm["N"] == n)].sort_values("P")
             if len(c):
                 ax.plot(c["P"], c["penalty"], "o-", ms=4, lw=1.2,
-                        color=cmap(i / max(len(Ns) - 1, 1)), label=_label_n(n))
+                        color=cmap(i / max(len(Ns) - 1, 1)), label=_label_n(n, names.get(n, "")))
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set_yscale("symlog", linthresh=1e-2)
         ax.set_title(f"E = {int(e)}", fontsize=10)
         ax.set_xlabel("bits P = 1 + E + M", fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ps = sorted(qm.loc[qm["E"] == e, "P"].astype(int).unique())
+        ax.set_xticks(ps)
+        ax.set_xlim(ps[0] - 0.5, ps[-1] + 0.5)
         ax.tick_params(labelsize=8)
     axes.flat[0].set_ylabel("loss - bf16 loss (nats/token)", fontsize=9)
     fig.suptitle(f"D = {D / 1e6:.0f}M tokens, block {block}", fontsize=10)
