@@ -25,3 +25,14 @@ def test_sweep_calls_from_log():
     assert [(c["per_gpu"], c["gpus"], c["written"], c["wall_s"]) for c in calls] == [
         (6, 1, 19, 493.0), (8, 2, 40, 600.5)]
     assert calls[1]["statuses"] == "ok 39, diverged 1"
+
+
+def test_gpu_sweep_script_usage():
+    import subprocess
+
+    script = Path(__file__).parents[1] / "scripts" / "gpu_sweep.sh"
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "GRID TABLE OUTDIR" in res.stdout
+    # and the whole script parses
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

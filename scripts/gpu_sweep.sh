@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One timed session of a sweep on a fresh GPU machine: unpack the corpus, build the fake-quant
+# kernel, check it against the reference on the GPU, then sweep until the time budget ends and
+# copy the run table to an output folder. Stops before sweeping if the kernel fails its tests.
+#
+#   scripts/gpu_sweep.sh GRID TABLE OUTDIR [SECONDS] [PER_GPU]
+#
+#   GRID     grid file (grids/fp-h100.toml)
+#   TABLE    the run table in the tree (sweeps/fp-h100.jsonl); read, never written
+#   OUTDIR   folder that receives the updated table (same file name) and the sweep log
+#   SECONDS  wall budget of the whole script, start to end (default 560)
+#   PER_GPU  runs packed per GPU, under MPS (default 8)
+#
+# The sweep itself writes to out/sweep/<table name> (kept between calls on a warm machine) and
+# resumes from TABLE on a fresh one. Set BAYESFP_CODE_REV to the tree's git revision when the
+# copy has no .git (docs/sweeps.md). BENCH=1 also runs benchmarks/bench_quant.py and
+# bench_train.py (about 2 minutes) into OUTDIR before the sweep.
+set -uo pipefail
+
+if [ $# -lt 3 ]; then
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
+GRID=$1; TABLE=$2; OUTDIR=$3; BUDGET=${4:-560}; PER_GPU=${5:-8}
+NAME=$(basename "$TABLE" .jsonl)
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-16}
+t0=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t0 )); }
+PY=${PYTHON:-python3}
+
+mkdir -p "$OUTDIR" out/sweep
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || exit 1
+if [ ! -d data/corpus ]; then
+    $PY -m training.corpus unpack data/corpus.tar.xz --out data/corpus || exit 1
+fi
+$PY -c "from training.quant.kernel import load_extension; load_extension()" > "$OUTDIR/build.txt" 2>&1
+echo "kernel build rc=$? at $(elapsed) s"
+$PY -m pytest tests/test_quant_cuda.py tests/test_quant_linear.py -q -p no:cacheprovider \
+    --noconftest > "$OUTDIR/gpu_tests.txt" 2>&1
+rc=$?
+tail -1 "$OUTDIR/gpu_tests.txt"
+echo "GPU tests rc=$rc at $(elapsed) s"
+if [ $rc -ne 0 ]; then
+    echo "the kernel fails its GPU tests: no sweep (see $OUTDIR/gpu_tests.txt)"
+    exit 1
+fi
+if [ "${BENCH:-0}" = 1 ]; then
+    $PY benchmarks/bench_quant.py --out "$OUTDIR/quant_bench.json" --reps 30 \
+        > "$OUTDIR/quant_bench.txt" 2>&1
+    $PY benchmarks/bench_train.py --sizes 1.7m,3.4m,11m,26m \
+        --modes "bf16 graph,e4m3 B128 all graph" --out "$OUTDIR/train.json" \
+        > "$OUTDIR/train_bench.txt" 2>&1
+    echo "benchmarks done at $(elapsed) s"
+fi
+[ -f "out/sweep/$NAME.jsonl" ] || cp "$TABLE" "out/sweep/$NAME.jsonl"
+left=$(( BUDGET - $(elapsed) - 15 ))
+if [ $left -lt 60 ]; then
+    echo "no time left to sweep (${left} s)"
+else
+    minutes=$($PY -c "print(round($left / 60, 2))")
+    timeout $(( left + 10 )) $PY -m training sweep "$GRID" --out "out/sweep/$NAME.jsonl" \
+        --per-gpu "$PER_GPU" --mps --max-minutes "$minutes" \
+        --throughput benchmarks/results/h100-train.json --quiet > "$OUTDIR/$NAME.log" 2>&1
+    tail -3 "$OUTDIR/$NAME.log"
+fi
+cp "out/sweep/$NAME.jsonl" "$OUTDIR/$NAME.jsonl"
+echo "total $(elapsed) s"
