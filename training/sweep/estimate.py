@@ -138,8 +138,15 @@ class Estimator:
         else:
             tps = CPU_FLOPS / flops_per_token
         if run.quantized:
-            tps /= QUANT_SLOWDOWN
+            tps /= self.quant_slowdown()[0]
         return tps, "assumed"
+
+    def quant_slowdown(self):
+        """How much slower a quantized run is than BF16, and from how many measured sizes:
+        the median over the sizes that ``table`` has in both kinds, else ``QUANT_SLOWDOWN``."""
+        pairs = [self.table[(size, "bf16")] / tps for (size, kind), tps in self.table.items()
+                 if kind == "quant" and (size, "bf16") in self.table and tps > 0]
+        return (statistics.median(pairs), len(pairs)) if pairs else (QUANT_SLOWDOWN, 0)
 
     def predicted(self, run):
         """Wall seconds of ``run`` in a slot, before corrections from finished runs."""
@@ -153,7 +160,10 @@ class Estimator:
 
     def seconds(self, run):
         """Wall seconds of ``run`` in a slot, corrected by the runs finished so far."""
-        ratios = self._ratios.get((run.resolved.model, run.kind))
+        model = run.resolved.model
+        ratios = self._ratios.get((model, run.kind))
+        if not ratios:  # the same size in the other kind, else every finished run
+            ratios = [r for (m, _), rs in self._ratios.items() if m == model for r in rs]
         if not ratios:
             ratios = [r for rs in self._ratios.values() for r in rs]
         factor = statistics.median(ratios) if ratios else 1.0
@@ -179,14 +189,13 @@ class Estimator:
         if self.device == "gpu":
             lines.append(f"unmeasured sizes: FLOPs (model + LM head) at {GPU_MFU:.0%} of "
                          f"{GPU_PEAK_FLOPS / 1e12:.0f} TFLOP/s, at least "
-                         f"{GPU_MIN_STEP_S * 1e3:.1f} ms per step; quantized runs "
-                         f"{QUANT_SLOWDOWN:g}x slower")
+                         f"{GPU_MIN_STEP_S * 1e3:.1f} ms per step; {self._slowdown_text()}")
             gain = pack_gain(self.per_device, "gpu")
             lines.append(f"{self.per_device} runs per GPU give {gain:.2f}x the throughput of "
                          f"one; start-up {STARTUP_S['gpu']:.0f} s per run")
         else:
             lines.append(f"unmeasured sizes: FLOPs (model + LM head) at {CPU_FLOPS / 1e9:g} "
-                         f"GFLOP/s per process; quantized runs {QUANT_SLOWDOWN:g}x slower; "
+                         f"GFLOP/s per process; {self._slowdown_text()}; "
                          f"start-up {STARTUP_S['cpu']:.0f} s per run")
         if self._nproc:
             unit = "GPUs" if self.device == "gpu" else "CPU slots"
@@ -196,8 +205,14 @@ class Estimator:
                 for p, n in sorted(self._nproc.items()))
                 + f"; efficiency {self.ddp_efficiency:.2f} ({how}); start-up not divided")
         if self.n_observed:
-            lines.append(f"corrected by {self.n_observed} finished runs of this sweep")
+            lines.append(f"corrected by {self.n_observed} finished runs of this sweep (a size "
+                         f"not yet run in one kind by its runs in the other)")
         return lines
+
+    def _slowdown_text(self):
+        slow, n = self.quant_slowdown()
+        src = f"median of {n} measured sizes" if n else "assumed"
+        return f"quantized runs {slow:.2f}x slower ({src})"
 
 
 def _count_line(name, counter, order=None):
