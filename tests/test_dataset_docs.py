@@ -36,3 +36,45 @@ def test_gpu_sweep_script_usage():
     assert "GRID TABLE OUTDIR" in res.stdout
     # and the whole script parses
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def _ship_module():
+    spec = importlib.util.spec_from_file_location(
+        "ship_dataset", Path(__file__).parents[1] / "scripts" / "ship_dataset.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _record(i, model, fmt, loss, **extra):
+    import json
+
+    E, M = (8, 7) if fmt == "bf16" else (int(fmt[1]), int(fmt[3]))
+    return dict(run_id=f"r{i}", N=1e6, D=1e7, E=E, M=M, B="none" if fmt == "bf16" else "128",
+                operands="none" if fmt == "bf16" else "w+w_bwd+x_bwd", format=fmt, loss=loss,
+                status="ok", seed=0, gpu="H100", config=json.dumps({"model": model}),
+                train_curve=[[1, 100, 7.5], [2, 200, 6.0]], **extra)
+
+
+def test_ship_refuses_unmet_and_writes_with_override(tmp_path):
+    import json
+
+    import pandas as pd
+
+    ship = _ship_module()
+    table = tmp_path / "t.jsonl"
+    recs = [_record(0, "1.7m", "bf16", 3.6, ptq_loss_e4m3=3.61),
+            _record(1, "1.7m", "e4m3", 3.62), _record(2, "3.4m-w512", "e2m1", 3.7)]
+    table.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "runs.csv"
+    assert ship.main([str(table), "--grid", "g.toml", "--out", str(out)]) == 1
+    assert not out.exists()
+    assert ship.main([str(table), "--grid", "g.toml", "--out", str(out), "--allow-unmet"]) == 0
+    df = pd.read_csv(out)
+    assert list(df["run_id"]) == ["r0", "r1", "r2"]
+    assert list(df["loss"]) == [3.6, 3.62, 3.7]
+    assert list(df["group"]) == ["core", "core", "3.4m-w512"]
+    assert list(df["model"]) == ["1.7m", "1.7m", "3.4m-w512"]
+    assert df["source"].iloc[0] == "real: H100, sweep of g.toml"
+    assert json.loads(df["train_curve"].iloc[0]) == [[1, 100, 7.5], [2, 200, 6.0]]
+    assert not list(tmp_path.glob(".tmp-*"))
