@@ -91,6 +91,9 @@ def fit_command(
     sigma_by: str = typer.Option(None, "--sigma-by",
                                  help="bayes: run-table column with one noise sd per value."),
     sampler: str = typer.Option("nutpie", help="bayes: nutpie or pymc."),
+    tensor_log2b: float = typer.Option(None, "--tensor-log2b",
+                                       help="Effective log2(B) of tensor-wise scaling. Without "
+                                            "it, tensor-wise runs are left out of the fit."),
 ):
     """Fit a scaling law to a run table and print its coefficients with intervals.
 
@@ -111,14 +114,30 @@ def fit_command(
         code = fit_bayes_command(runs_file, law=law_obj.name, pool_by=pool_by, prior=prior,
                                  out=out, draws=draws, tune=tune, chains=chains, seed=seed,
                                  hdi_prob=level, pooling=pooling, robust=robust,
-                                 sigma_by=sigma_by, sampler=sampler)
+                                 sigma_by=sigma_by, sampler=sampler,
+                                 inputs_kw=_inputs_kw(tensor_log2b))
         raise typer.Exit(code)
     if method != "point":
         raise ValueError(f"--method: unknown method {method!r}; choose point or bayes")
-    _fit_point_command(runs_file, law_obj.name, n_boot, level, seed, out)
+    _fit_point_command(runs_file, law_obj.name, n_boot, level, seed, out,
+                       _inputs_kw(tensor_log2b))
 
 
-def _fit_point_command(runs_file, law, n_boot, level, seed, out):
+def _print_left_out(excluded):
+    """Say which finished runs a fit left out and why (failed/diverged runs are said already)."""
+    from bayesfp.laws.inputs import TENSOR_UNPLACED
+
+    if excluded.get(TENSOR_UNPLACED):
+        console.print(f"left out of the fit: {excluded[TENSOR_UNPLACED]} runs {TENSOR_UNPLACED}",
+                      style="yellow", highlight=False)
+
+
+def _inputs_kw(tensor_log2b):
+    """Law-input options of the CLI (``bayesfp.laws.law_inputs`` keywords)."""
+    return {} if tensor_log2b is None else {"tensor_log2b": float(tensor_log2b)}
+
+
+def _fit_point_command(runs_file, law, n_boot, level, seed, out, inputs_kw=None):
     import json
 
     from rich.progress import Progress
@@ -132,8 +151,9 @@ def _fit_point_command(runs_file, law, n_boot, level, seed, out):
                   highlight=False)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"fitting {law} + {n_boot} bootstraps", total=n_boot or 1)
-        fit = fit_point(table, law, n_boot=n_boot, seed=seed,
+        fit = fit_point(table, law, n_boot=n_boot, seed=seed, inputs_kw=inputs_kw,
                         progress=lambda i: bar.update(task, completed=i))
+    _print_left_out(fit.excluded)
     summary = fit.summary(level)
     t = Table(title=f"{law} point fit on {fit.n_runs} runs "
                     f"(Huber delta 1e-3 on log-loss; {n_boot} bootstraps, {level:.0%} intervals)",
@@ -284,6 +304,9 @@ def pipeline_command(
     holdout: bool = typer.Option(True, "--holdout/--no-holdout",
                                  help="Held-out extrapolation check in the report (one more fit)."),
     seed: int = typer.Option(0, help="Random seed."),
+    tensor_log2b: float = typer.Option(None, "--tensor-log2b",
+                                       help="Effective log2(B) of tensor-wise scaling. Without "
+                                            "it, tensor-wise runs are left out of the fit."),
 ):
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
@@ -326,7 +349,8 @@ def pipeline_command(
     report_dir.mkdir(parents=True, exist_ok=True)
     console.rule(f"1/3 fit: {law} law on {runs_file}")
     gate_code = fit_bayes_command(runs_file, law=law, pool_by=pool_by, out=fit_path, draws=draws,
-                                  tune=1000, chains=chains, seed=seed)
+                                  tune=1000, chains=chains, seed=seed, runs=table,
+                                  inputs_kw=_inputs_kw(tensor_log2b))
     for_group = f" for {pool_by} = {group}" if group else ""
     console.rule(f"2/3 decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
     decision = decision_for_report(fit_path, budget=budget, formats=formats, seed=seed,

@@ -127,7 +127,7 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
                       chains: int = 4, seed: int = 0, cores: int = 2, sampler: str = "nutpie",
                       robust: bool = False, sigma_by: str | None = None, hdi_prob: float = 0.9,
                       progress: bool = True, pooling: str = "partial",
-                      centred: bool = False) -> int:
+                      centred: bool = False, runs=None, inputs_kw=None) -> int:
     """Fit a law to a run table with NUTS, gate, save and print the summary.
 
     Parameters
@@ -156,6 +156,10 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
         ``partial`` (hierarchical) or ``none`` (independent group offsets) with ``pool_by``.
     centred : bool
         Centred group offsets (for groups whose runs pin their offsets down).
+    runs : pandas.DataFrame, optional
+        The table already read from ``runs_path`` (it is then not read again).
+    inputs_kw : mapping, optional
+        Law-input options (``tensor_log2b``, ``channel_log2b``; ``bayesfp.laws.law_inputs``).
 
     Returns
     -------
@@ -168,9 +172,9 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
 
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob: must lie in (0, 1), got {hdi_prob}")
-    runs = read_runs(runs_path)
+    runs = read_runs(runs_path) if runs is None else runs
     model = model_for(law, runs, pool_by=pool_by, pooling=pooling, centred=centred, prior=prior,
-                      robust=robust, sigma_by=sigma_by,
+                      robust=robust, sigma_by=sigma_by, inputs_kw=inputs_kw,
                       sampler=dict(draws=draws, tune=tune, chains=chains, seed=seed,
                                    cores=cores, sampler=sampler, progressbar=progress))
     if out is None:

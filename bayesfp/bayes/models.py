@@ -52,7 +52,7 @@ import pandas as pd
 from bayesfp.bayes import priors as pr
 from bayesfp.bayes.sample import SamplerConfig, run_nuts
 from bayesfp.laws.base import natural
-from bayesfp.laws.inputs import law_inputs
+from bayesfp.laws.inputs import TENSOR_UNPLACED, law_inputs, unplaced_runs
 from bayesfp.laws.published import PUBLISHED
 from bayesfp.laws.registry import get_law
 
@@ -152,9 +152,13 @@ class LawModel:
                 raise ValueError(f"runs: column {col!r} is missing")
         status = df["status"].astype(str) if "status" in df else pd.Series("ok", index=df.index)
         loss = pd.to_numeric(df["loss"], errors="coerce")
-        ok = (status == "ok") & np.isfinite(loss) & (loss > 0)
+        usable = (status == "ok") & np.isfinite(loss) & (loss > 0)
+        unplaced = pd.Series(unplaced_runs(df, self.inputs_kw.get("tensor_log2b")),
+                             index=df.index)
+        ok = usable & ~unplaced
         self.in_fit = ok.to_numpy()
-        why = status.where(status != "ok", "no finite loss")
+        why = status.where(status != "ok", "no finite loss").where(~(usable & unplaced),
+                                                                     TENSOR_UNPLACED)
         self.excluded = {str(k): int(v) for k, v in why[~ok].value_counts().items()}
         ids = df["run_id"].astype(str) if "run_id" in df else pd.Series(df.index.astype(str))
         self.excluded_ids = list(ids[~ok])

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from bayesfp.laws.base import Law
-from bayesfp.laws.inputs import law_inputs
+from bayesfp.laws.inputs import TENSOR_UNPLACED, law_inputs, unplaced_runs
 from bayesfp.laws.registry import get_law
 
 HUBER_DELTA = 1e-3
@@ -240,8 +240,12 @@ def fit_point(runs: pd.DataFrame, law: Law | str = "sun", n_boot: int = 200,
     """
     law = get_law(law)
     status = runs["status"] if "status" in runs else pd.Series("ok", index=runs.index)
-    ok = runs[status == "ok"]
+    unplaced = unplaced_runs(runs, (inputs_kw or {}).get("tensor_log2b"))
+    ok = runs[(status == "ok").to_numpy() & ~unplaced]
     excluded = {str(k): int(v) for k, v in status[status != "ok"].value_counts().items()}
+    n_unplaced = int(((status == "ok").to_numpy() & unplaced).sum())
+    if n_unplaced:
+        excluded[TENSOR_UNPLACED] = n_unplaced
     if len(ok) == 0:
         raise ValueError("runs: no run with status 'ok' to fit")
     x = law_inputs(ok, **(inputs_kw or {}))

@@ -46,6 +46,19 @@ def block_log2(B, channel_log2b: float = CHANNEL_LOG2B, tensor_log2b: float | No
     return np.asarray(out, dtype=float)
 
 
+TENSOR_UNPLACED = "tensor-wise, no effective log2(B) (--tensor-log2b)"
+
+
+def unplaced_runs(df: pd.DataFrame, tensor_log2b: float | None = None) -> np.ndarray:
+    """Runs a law cannot place on its block-size axis: quantized tensor-wise runs when no
+    effective log2(B) for tensor-wise scaling is given. Boolean, shape (run,)."""
+    if tensor_log2b is not None:
+        return np.zeros(len(df), dtype=bool)
+    quant = (df["operands"].astype(str).str.lower() != "none").to_numpy()
+    tensor = (df["B"].astype(str).str.strip().str.lower() == "tensor").to_numpy()
+    return quant & tensor
+
+
 def law_inputs(df: pd.DataFrame, channel_log2b: float = CHANNEL_LOG2B,
                tensor_log2b: float | None = None, high_bits: float = 16.0) -> dict:
     """Input arrays for every law from a run table.
