@@ -91,6 +91,9 @@ def fit_command(
     sigma_by: str = typer.Option(None, "--sigma-by",
                                  help="bayes: run-table column with one noise sd per value."),
     sampler: str = typer.Option("nutpie", help="bayes: nutpie or pymc."),
+    where: list[str] = typer.Option(None, "--where",
+                                    help="Fit only the runs with COLUMN=VALUE[,VALUE...] "
+                                         "(repeatable; e.g. group=core)."),
     tensor_log2b: float = typer.Option(None, "--tensor-log2b",
                                        help="Effective log2(B) of tensor-wise scaling. Without "
                                             "it, tensor-wise runs are left out of the fit."),
@@ -115,12 +118,12 @@ def fit_command(
                                  out=out, draws=draws, tune=tune, chains=chains, seed=seed,
                                  hdi_prob=level, pooling=pooling, robust=robust,
                                  sigma_by=sigma_by, sampler=sampler,
-                                 inputs_kw=_inputs_kw(tensor_log2b))
+                                 inputs_kw=_inputs_kw(tensor_log2b), where=where)
         raise typer.Exit(code)
     if method != "point":
         raise ValueError(f"--method: unknown method {method!r}; choose point or bayes")
     _fit_point_command(runs_file, law_obj.name, n_boot, level, seed, out,
-                       _inputs_kw(tensor_log2b))
+                       _inputs_kw(tensor_log2b), where)
 
 
 def _print_left_out(excluded):
@@ -132,12 +135,24 @@ def _print_left_out(excluded):
                       style="yellow", highlight=False)
 
 
+def _where(table, conditions):
+    """The rows of ``table`` that ``--where`` keeps, saying how many when it drops any."""
+    from bayesfp.runs.select import where
+
+    if not conditions:
+        return table
+    kept = where(table, conditions)
+    console.print(f"--where {' '.join(conditions)}: {len(kept)} of {len(table)} runs kept",
+                  highlight=False)
+    return kept.reset_index(drop=True)
+
+
 def _inputs_kw(tensor_log2b):
     """Law-input options of the CLI (``bayesfp.laws.law_inputs`` keywords)."""
     return {} if tensor_log2b is None else {"tensor_log2b": float(tensor_log2b)}
 
 
-def _fit_point_command(runs_file, law, n_boot, level, seed, out, inputs_kw=None):
+def _fit_point_command(runs_file, law, n_boot, level, seed, out, inputs_kw=None, where=None):
     import json
 
     from rich.progress import Progress
@@ -145,7 +160,7 @@ def _fit_point_command(runs_file, law, n_boot, level, seed, out, inputs_kw=None)
     from bayesfp.fit import fit_point
     from bayesfp.runs import read_runs, validate_runs
 
-    table = read_runs(runs_file)
+    table = _where(read_runs(runs_file), where)
     _, report = validate_runs(table)
     console.print(f"[bold]{len(table)}[/] runs from {runs_file}; {report.excluded_message()}",
                   highlight=False)
@@ -304,6 +319,9 @@ def pipeline_command(
     holdout: bool = typer.Option(True, "--holdout/--no-holdout",
                                  help="Held-out extrapolation check in the report (one more fit)."),
     seed: int = typer.Option(0, help="Random seed."),
+    where: list[str] = typer.Option(None, "--where",
+                                    help="Fit only the runs with COLUMN=VALUE[,VALUE...] "
+                                         "(repeatable; e.g. group=core)."),
     tensor_log2b: float = typer.Option(None, "--tensor-log2b",
                                        help="Effective log2(B) of tensor-wise scaling. Without "
                                             "it, tensor-wise runs are left out of the fit."),
@@ -326,7 +344,7 @@ def pipeline_command(
 
     t0 = time.perf_counter()
     runs_file = runs_file or default_runs_path()
-    table = read_runs(runs_file)
+    table = _where(read_runs(runs_file), where)
     ok = ok_runs(table)
     if budget is None:
         budget = float(10 * (6.0 * ok["N"].astype(float) * ok["D"].astype(float)).max())

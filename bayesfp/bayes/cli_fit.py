@@ -127,7 +127,7 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
                       chains: int = 4, seed: int = 0, cores: int = 2, sampler: str = "nutpie",
                       robust: bool = False, sigma_by: str | None = None, hdi_prob: float = 0.9,
                       progress: bool = True, pooling: str = "partial",
-                      centred: bool = False, runs=None, inputs_kw=None) -> int:
+                      centred: bool = False, runs=None, inputs_kw=None, where=None) -> int:
     """Fit a law to a run table with NUTS, gate, save and print the summary.
 
     Parameters
@@ -160,6 +160,8 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
         The table already read from ``runs_path`` (it is then not read again).
     inputs_kw : mapping, optional
         Law-input options (``tensor_log2b``, ``channel_log2b``; ``bayesfp.laws.law_inputs``).
+    where : list of str, optional
+        ``COLUMN=VALUE[,VALUE...]`` conditions choosing the runs (``bayesfp.runs.select``).
 
     Returns
     -------
@@ -173,6 +175,13 @@ def fit_bayes_command(runs_path, law: str = "sun", pool_by: str | None = None,
     if not 0.0 < hdi_prob < 1.0:
         raise ValueError(f"hdi_prob: must lie in (0, 1), got {hdi_prob}")
     runs = read_runs(runs_path) if runs is None else runs
+    if where:
+        from bayesfp.runs.select import where as select_where
+
+        n_all = len(runs)
+        runs = select_where(runs, where).reset_index(drop=True)
+        console.print(f"--where {' '.join(where)}: {len(runs)} of {n_all} runs kept",
+                      highlight=False)
     model = model_for(law, runs, pool_by=pool_by, pooling=pooling, centred=centred, prior=prior,
                       robust=robust, sigma_by=sigma_by, inputs_kw=inputs_kw,
                       sampler=dict(draws=draws, tune=tune, chains=chains, seed=seed,
