@@ -24,6 +24,9 @@ them), ``ms_sync_each`` one step per pair with a host sync after each (host laun
 included), ``graph_ms`` one step (forward + backward, gradients accumulated into preallocated
 buffers) captured in a CUDA graph as the trainer does, ``quant_kernels_ms`` the GPU time per step
 of the fake-quant kernels and ``gpu_ms`` of all kernels (torch profiler).
+
+``--variants 0,1`` times every kernel case and every quantized Linear once per kernel variant
+(``training/quant/kernel.py``), side by side in the same run.
 """
 
 import argparse
@@ -43,6 +46,7 @@ from training.quant import (  # noqa: E402
     quantize_reference,
 )
 from training.quant.config import OperandQuant  # noqa: E402
+from training.quant.kernel import num_kernel_variants, set_kernel_variant  # noqa: E402
 from training.quant.linear import QuantLinear  # noqa: E402
 
 
@@ -150,40 +154,47 @@ def time_three(fn, reps: int) -> dict:
     return out
 
 
-def bench_cast(n: int, reps: int, compile_reference: bool) -> list:
+def bench_cast(n: int, reps: int, compile_reference: bool, variants=(0,)) -> list:
     x = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
     y = torch.empty_like(x)
     gbytes = 2 * x.numel() * x.element_size() / 1e9
     copy = time_three(lambda: y.copy_(x), reps)
     rows = [dict(case="copy", granularity="-", **copy)]
     # kernel cases first: a failed graph capture of a reference case cannot disturb them
-    cases = []
+    kernel_cases = []
     for gran in ("tensor", "channel", 128):
-        cases.append(("cuda kernel", str(gran), lambda g=gran: quantize(x, "e4m3", g,
-                                                                        backend="cuda")))
+        kernel_cases.append(("cuda kernel", str(gran), lambda g=gran: quantize(x, "e4m3", g,
+                                                                               backend="cuda")))
     # groups along dim 0 (x_bwd / dy2 of a Linear) and both groupings in one call (the pair)
     for gran in ("channel", 128):
-        cases.append(("cuda kernel, dim 0", str(gran),
-                      lambda g=gran: quantize(x, "e4m3", g, dim=0, backend="cuda")))
+        kernel_cases.append(("cuda kernel, dim 0", str(gran),
+                             lambda g=gran: quantize(x, "e4m3", g, dim=0, backend="cuda")))
     pair = OperandQuant("e4m3", 128)
-    cases.append(("cuda pair (dim 1 + dim 0)", "128", lambda: quantize_pair(x, pair, pair,
-                                                                            backend="cuda")))
+    kernel_cases.append(("cuda pair (dim 1 + dim 0)", "128",
+                         lambda: quantize_pair(x, pair, pair, backend="cuda")))
+    # each kernel case once per variant, side by side
+    cases = [(name, gran, fn, v) for name, gran, fn in kernel_cases for v in variants]
     for gran in ("tensor", "channel", 128):
         cases.append(("reference (eager)", str(gran),
-                      lambda g=gran: quantize_reference(x, "e4m3", g)))
+                      lambda g=gran: quantize_reference(x, "e4m3", g), None))
         if compile_reference:
             compiled = torch.compile(lambda t, g=gran: quantize_reference(t, "e4m3", g),
                                      dynamic=False)
-            cases.append(("reference (torch.compile)", str(gran), lambda c=compiled: c(x)))
-    for name, gran, fn in cases:
+            cases.append(("reference (torch.compile)", str(gran), lambda c=compiled: c(x), None))
+    for name, gran, fn, variant in cases:
         t0 = time.perf_counter()
         try:
+            if variant is not None:
+                set_kernel_variant(variant)
             res = time_three(fn, reps)
         except Exception as err:  # compile failures are reported, not fatal
             print(f"{name} {gran}: failed: {err!r}"[:300])
             continue
+        finally:
+            if variant is not None:
+                set_kernel_variant(0)
         res["wall_s"] = time.perf_counter() - t0
-        rows.append(dict(case=name, granularity=gran, **res))
+        rows.append(dict(case=name, granularity=gran, variant=variant, **res))
     for r in rows:
         # bytes moved: one read + one write of the tensor (two writes for the pair)
         moved = gbytes * (1.5 if r["case"].startswith("cuda pair") else 1.0)
@@ -197,7 +208,7 @@ def bench_cast(n: int, reps: int, compile_reference: bool) -> list:
     return rows
 
 
-def bench_linear(tokens: int, features: int, reps: int) -> list:
+def bench_linear(tokens: int, features: int, reps: int, variants=(0,)) -> list:
     torch.manual_seed(0)
     x = torch.randn(tokens, features, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     g = torch.randn(tokens, features, device="cuda", dtype=torch.bfloat16)
@@ -212,7 +223,10 @@ def bench_linear(tokens: int, features: int, reps: int) -> list:
     }
     rows = []
     base = None
-    for name, cfg in configs.items():
+    runs = [(name, cfg, None if name == "unquantized" else v)
+            for name, cfg in configs.items() for v in (variants if name != "unquantized" else [0])]
+    for name, cfg, variant in runs:
+        set_kernel_variant(variant or 0)
         layer = QuantLinear(features, features, qconfig=cfg, backend="cuda", seed=1,
                             device="cuda", dtype=torch.bfloat16)
 
@@ -243,7 +257,8 @@ def bench_linear(tokens: int, features: int, reps: int) -> list:
         if base is None:
             base, base_sync, base_graph = ms, ms_sync, graph_ms
         flops = 3 * 2 * tokens * features * features
-        rows.append(dict(case=name, ms=ms, vs_unquantized=ms / base, tflops=flops / ms / 1e9,
+        rows.append(dict(case=name, variant=variant, ms=ms, vs_unquantized=ms / base,
+                         tflops=flops / ms / 1e9,
                          ms_sync_each=ms_sync, vs_unquantized_sync_each=ms_sync / base_sync,
                          graph_ms=graph_ms,
                          vs_unquantized_graph=(graph_ms / base_graph
@@ -268,19 +283,26 @@ def main():
     parser.add_argument("--features", type=int, default=4096)
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--variants", default="0",
+                        help="kernel variants to time side by side, comma-separated (e.g. 0,1)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_quant needs a CUDA device")
-    linear = bench_linear(args.tokens, args.features, max(10, args.reps // 2))
-    cast = bench_cast(args.size, args.reps, not args.no_compile)
+    variants = [int(v) for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if not 0 <= v < num_kernel_variants()]
+    if bad or not variants:
+        raise SystemExit(f"--variants: each must be in 0..{num_kernel_variants() - 1}")
+    linear = bench_linear(args.tokens, args.features, max(10, args.reps // 2), variants)
+    set_kernel_variant(0)
+    cast = bench_cast(args.size, args.reps, not args.no_compile, variants)
     device = torch.cuda.get_device_name()
     print(f"## Fake-quant cast, {args.size}x{args.size} bf16, e4m3 ({device})")
     print(f"(event: one call per event pair; graph: {GRAPH_CALLS} calls per CUDA graph replay; "
           "gpu: profiler kernel time per call)")
-    print(markdown(cast, ["case", "granularity", "event_ms", "event_vs_copy", "graph_ms",
+    print(markdown(cast, ["case", "granularity", "variant", "event_ms", "event_vs_copy", "graph_ms",
                           "graph_vs_copy", "gpu_ms", "gpu_vs_copy", "graph_tb_per_s", "note"]))
     print(f"\n## QuantLinear {args.features}x{args.features}, {args.tokens} tokens, bf16 fwd+bwd")
-    print(markdown(linear, ["case", "ms", "vs_unquantized", "ms_sync_each",
+    print(markdown(linear, ["case", "variant", "ms", "vs_unquantized", "ms_sync_each",
                             "vs_unquantized_sync_each", "graph_ms", "vs_unquantized_graph",
                             "quant_kernels_ms", "gpu_ms", "tflops", "note"]))
     result = dict(device=torch.cuda.get_device_name(), torch=torch.__version__,

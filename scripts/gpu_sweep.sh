@@ -14,7 +14,8 @@
 # The sweep itself writes to out/sweep/<table name> (kept between calls on a warm machine) and
 # resumes from TABLE on a fresh one. Set BAYESFP_CODE_REV to the tree's git revision when the
 # copy has no .git (docs/sweeps.md). BENCH=1 also runs benchmarks/bench_quant.py and
-# bench_train.py (about 2 minutes) into OUTDIR before the sweep.
+# bench_train.py (about 2 minutes) into OUTDIR before the sweep. The GPU tests check the kernel
+# variant the sweep uses ($BAYESFP_FQ_VARIANT, default 0).
 set -uo pipefail
 
 if [ $# -lt 3 ]; then
@@ -35,7 +36,7 @@ if [ ! -d data/corpus ]; then
 fi
 $PY -c "from training.quant.kernel import load_extension; load_extension()" > "$OUTDIR/build.txt" 2>&1
 echo "kernel build rc=$? at $(elapsed) s"
-$PY -m pytest tests/test_quant_cuda.py tests/test_quant_linear.py -q -p no:cacheprovider \
+BAYESFP_FQ_TEST_VARIANTS=${BAYESFP_FQ_VARIANT:-0} $PY -m pytest tests/test_quant_cuda.py tests/test_quant_linear.py -q -p no:cacheprovider \
     --noconftest > "$OUTDIR/gpu_tests.txt" 2>&1
 rc=$?
 tail -1 "$OUTDIR/gpu_tests.txt"

@@ -1,4 +1,10 @@
-"""CUDA fake-quant kernel: bit-exact against the torch reference, pair kernel, graph capture."""
+"""CUDA fake-quant kernel: bit-exact against the torch reference, pair kernel, graph capture.
+
+Every test runs once per kernel variant (``$BAYESFP_FQ_TEST_VARIANTS``, comma-separated, default
+all of them), so each implementation is checked against the reference.
+"""
+
+import os
 
 import pytest
 import torch
@@ -9,6 +15,18 @@ from training.quant.linear import QuantLinear
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+VARIANTS = [int(v) for v in os.environ.get("BAYESFP_FQ_TEST_VARIANTS", "0,1").split(",") if v]
+
+
+@pytest.fixture(autouse=True, params=VARIANTS, ids=lambda v: f"variant{v}")
+def kernel_variant(request):
+    from training.quant import kernel
+
+    kernel.set_kernel_variant(request.param)
+    yield request.param
+    kernel.set_kernel_variant(0)
+
 
 FORMATS = [FPFormat(4, 3), FPFormat(2, 1), FPFormat(5, 2, "ieee", saturate=False),
            FPFormat(3, 2, rounding="half_away"), FPFormat(4, 3, "fn", subnormals=False),
@@ -218,3 +236,13 @@ def test_fake_impl_opcheck():
     args = (x, kernel.fmt_code(fmt), fmt.max_value, 32, -1, False, None, 0, False)
     torch.library.opcheck(kernel.fake_quant_op, args,
                           test_utils=("test_schema", "test_faketensor"))
+
+
+def test_kernel_variant_switch(kernel_variant):
+    from training.quant import kernel
+
+    assert kernel.kernel_variant() == kernel_variant
+    assert kernel.num_kernel_variants() >= 2
+    with pytest.raises(ValueError, match="kernel variant must be an integer in 0.."):
+        kernel.set_kernel_variant(kernel.num_kernel_variants())
+    assert kernel.kernel_variant() == kernel_variant  # unchanged by the refused call

@@ -323,3 +323,24 @@ def test_kernel_without_cuda_is_a_clear_error():
         from training.quant.kernel import load_extension
         with pytest.raises(RuntimeError, match="CUDA"):
             load_extension()
+
+
+def test_kernel_variant_is_checked_before_it_reaches_the_kernel():
+    from training.quant.kernel import _set_variant
+
+    class Ext:  # the extension's variant calls, without a GPU
+        variant = 0
+
+        def num_kernel_variants(self):
+            return 2
+
+        def set_kernel_variant(self, v):
+            self.variant = v
+
+    ext = Ext()
+    _set_variant(ext, "1")
+    assert ext.variant == 1
+    for bad in ("2", "-1", "fast", 1.5):
+        with pytest.raises(ValueError, match=r"kernel variant must be an integer in 0\.\.1"):
+            _set_variant(ext, bad)
+    assert ext.variant == 1

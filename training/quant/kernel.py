@@ -8,6 +8,11 @@ behind, which would make every later load wait forever; the build therefore runs
 ``fcntl.flock`` and removes a stale ``lock`` while holding it. Set ``TORCH_CUDA_ARCH_LIST`` (e.g.
 ``9.0``) to compile for one architecture only.
 
+Some shapes have two implementations (kernel variants, ``csrc/kernels.cuh``) that give the same
+values; :func:`set_kernel_variant` picks one for the process, and ``$BAYESFP_FQ_VARIANT`` sets it
+when the extension loads (default 0). ``benchmarks/bench_quant.py --variants`` times them side by
+side.
+
 The ops ``bayesfp::fake_quant`` and ``bayesfp::fake_quant_pair`` have fake implementations, so
 they trace under ``torch.compile`` and can be captured in CUDA graphs (no host syncs; scratch
 memory comes from the caching allocator).
@@ -76,7 +81,39 @@ def load_extension(verbose: bool = False):
             )
         finally:
             fcntl.flock(guard, fcntl.LOCK_UN)
+    variant = os.environ.get("BAYESFP_FQ_VARIANT", "").strip()
+    if variant:
+        _set_variant(_EXTENSION, variant)
     return _EXTENSION
+
+
+def _set_variant(ext, variant) -> None:
+    n = ext.num_kernel_variants()
+    text = str(variant).strip()
+    v = int(text) if text.lstrip("-").isdigit() else -1
+    if not 0 <= v < n:
+        raise ValueError(f"kernel variant must be an integer in 0..{n - 1}, got {variant!r} "
+                         "(BAYESFP_FQ_VARIANT or set_kernel_variant)")
+    ext.set_kernel_variant(v)
+
+
+def set_kernel_variant(variant: int) -> None:
+    """Use kernel variant ``variant`` (0, 1, ...) for every later launch in this process.
+
+    The variants compute the same values; they differ in speed only. Graphs captured before keep
+    the variant they were captured with.
+    """
+    _set_variant(load_extension(), variant)
+
+
+def kernel_variant() -> int:
+    """The kernel variant in use."""
+    return int(load_extension().get_kernel_variant())
+
+
+def num_kernel_variants() -> int:
+    """How many kernel variants the extension has."""
+    return int(load_extension().num_kernel_variants())
 
 
 def fmt_code(fmt: FPFormat) -> list:

@@ -33,6 +33,16 @@ using detail::QParams;
 using detail::seed_ptr;
 using namespace detail;
 
+void set_kernel_variant(int64_t variant) {
+  TORCH_CHECK(variant >= 0 && variant < kNumVariants, "kernel variant must be in 0..",
+              kNumVariants - 1, ", got ", variant);
+  kernel_variant() = static_cast<int>(variant);
+}
+
+int64_t get_kernel_variant() { return kernel_variant(); }
+
+int64_t num_kernel_variants() { return kNumVariants; }
+
 at::Tensor fake_quant(const at::Tensor& x_in, const std::vector<int64_t>& fmt_code, double maxv,
                       int64_t granularity, int64_t dim, bool pow2,
                       const std::optional<at::Tensor>& seed, int64_t stream, bool out_fp32) {

@@ -27,4 +27,10 @@ std::vector<at::Tensor> fake_quant_pair(const at::Tensor& x,
                                         int64_t block_b, bool pow2_b, int64_t stream_b,
                                         const std::optional<at::Tensor>& seed, bool out_fp32);
 
+// The kernel variant the launchers use (see kernel_variant in kernels.cuh); set_kernel_variant
+// raises for an unknown one.
+void set_kernel_variant(int64_t variant);
+int64_t get_kernel_variant();
+int64_t num_kernel_variants();
+
 }  // namespace fq

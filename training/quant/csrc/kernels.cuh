@@ -9,6 +9,8 @@
 // Kernels
 //   rows_warp_kernel   groups contiguous along the last dim, 1..32 lanes per group, whole group
 //                      in registers: one read, one write (block sizes up to 2048 bf16 elements).
+//   rows_lane_kernel   (variant 1) groups of at most 32 packs along the last dim, coalesced,
+//                      the next chunk loaded while the current one is quantized.
 //   rows_block_kernel  one thread block per group (long rows, channel-wise).
 //   tile_kernel        groups of B rows along a non-last dim (e.g. dim 0 of a 2-D operand):
 //                      a tile of B rows x PC packs in registers, column absmax via shuffles and
@@ -34,6 +36,18 @@
 
 namespace fq {
 namespace detail {
+
+// Which implementation the launchers pick where there are two (process-wide, read on the host
+// at each launch, so a CUDA graph keeps the one it was captured with):
+//   0  rows_warp_kernel for short row groups, tile_kernel for column groups and pairs;
+//   1  rows_lane_kernel for row groups of at most 32 packs (coalesced, register double
+//      buffering), the rest as 0.
+// Every variant computes the same values (the GPU tests run each against the reference).
+inline int& kernel_variant() {
+  static int variant = 0;
+  return variant;
+}
+constexpr int kNumVariants = 2;
 
 constexpr int kThreads = 256;
 constexpr int kRowRegs = 8;   // packs per thread held in registers (rows kernels)
@@ -497,6 +511,61 @@ __global__ void __launch_bounds__(kThreads, NREG <= 4 ? 4 : 2)
   }
 }
 
+// Groups of P packs contiguous in memory, P dividing 32 (variant 1). A warp takes chunks of
+// U * 32 consecutive packs: in round u, lane l holds pack u * 32 + l of the chunk, so each load
+// and store of the warp covers 32 consecutive packs (512 bytes) and a group is P consecutive
+// lanes of one round (absmax by P-lane shuffles). The loads of the warp's next chunk are issued
+// before the current chunk is quantized (register double buffering): with a grid of one resident
+// wave, memory stays busy while the warps compute.
+template <int RM, typename T, typename OutT, int N, int U>
+__global__ void __launch_bounds__(kThreads, 3)
+    rows_lane_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t npacks, int P,
+                     QParams p, const int64_t* state, int stream) {
+  using PackT = Pack<T, N>;
+  constexpr int CH = U * 32;
+  const PackT* src = reinterpret_cast<const PackT*>(x);
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t step = ((static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5) * CH;
+  auto load = [&](PackT (&v)[U], int64_t c) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = c + u * 32 + lane;
+      if (i < npacks) v[u] = src[i];
+    }
+  };
+  PackT cur[U], nxt[U];
+  int64_t c = warp * CH;
+  load(cur, c);
+  for (; c < npacks; c += step) {
+    load(nxt, c + step);
+    float m[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) m[u] = c + u * 32 + lane < npacks ? pack_absmax_inf(cur[u]) : 0.f;
+    for (int off = P >> 1; off > 0; off >>= 1) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) m[u] = fmaxf(m[u], __shfl_xor_sync(0xffffffffu, m[u], off));
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = c + u * 32 + lane;
+      const bool active = i < npacks;  // a group is wholly active or not (P divides 32)
+      if (__any_sync(0xffffffffu, m[u] > FLT_MAX)) {  // some group holds an Inf: exclude it
+        m[u] = active ? pack_absmax(cur[u]) : 0.f;
+        for (int off = P >> 1; off > 0; off >>= 1)
+          m[u] = fmaxf(m[u], __shfl_xor_sync(0xffffffffu, m[u], off));
+      }
+      if (active) {
+        const float s = scale_of(m[u], p);
+        const float inv = __fdiv_rn(1.f, s);
+        quant_store<RM, T, OutT, N>(cur[u], s, inv, p, state, stream, i * N, out);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) cur[u] = nxt[u];
+  }
+}
+
 // One thread block per group of P packs (kept in registers when P <= blockDim * NREG; NREG = 2
 // holds rows of 512 packs, e.g. 4096 bf16, at low register use).
 template <int RM, typename T, typename OutT, int N, int NREG>
@@ -942,6 +1011,23 @@ void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams&
   int tpg = 1;  // largest power of two dividing P, <= 32, aiming at four packs per lane
   while (tpg < 32 && P % (tpg * 2) == 0 && P / (tpg * 2) >= 4) tpg *= 2;
   const int64_t npt = P / tpg;
+  if (kernel_variant() == 1 && P <= 32 && 32 % P == 0) {
+    with_rm<N>(p.fast, [&](auto rm) {
+      constexpr int RM = decltype(rm)::value;
+      constexpr int U = 4;
+      auto kern = rows_lane_kernel<RM, T, OutT, N, U>;
+      static int per_sm = 0;  // resident blocks per SM, asked once per instantiation
+      if (per_sm == 0)
+        C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kThreads, 0));
+      const int64_t chunks = (numel / N + U * 32 - 1) / (U * 32);
+      const int64_t blocks = (chunks + kThreads / 32 - 1) / (kThreads / 32);
+      const int64_t cap = static_cast<int64_t>(sm_count()) * std::max(per_sm, 1);
+      const int grid = static_cast<int>(std::max<int64_t>(1, std::min(blocks, cap)));
+      kern<<<grid, kThreads, 0, cu>>>(x, out, numel / N, static_cast<int>(P), p, state, stream);
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
   with_rm<N>(p.fast, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     if (npt <= kRowRegs) {
