@@ -14,8 +14,10 @@
 # The sweep itself writes to out/sweep/<table name> (kept between calls on a warm machine) and
 # resumes from TABLE on a fresh one. Set BAYESFP_CODE_REV to the tree's git revision when the
 # copy has no .git (docs/sweeps.md). BENCH=1 also runs benchmarks/bench_quant.py and
-# bench_train.py (about 2 minutes) into OUTDIR before the sweep. The GPU tests check the kernel
-# variant the sweep uses ($BAYESFP_FQ_VARIANT, default 0).
+# bench_train.py for every kernel variant (about 4 minutes) into OUTDIR before the sweep: at most
+# seven files come back (checks.txt, bench.txt, quant_bench.json, train_v0.json, train_v1.json,
+# the table and its log). The GPU tests that gate the sweep check the kernel variant it uses
+# ($BAYESFP_FQ_VARIANT, default 0).
 set -uo pipefail
 
 if [ $# -lt 3 ]; then
@@ -34,23 +36,34 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || exit 1
 if [ ! -d data/corpus ]; then
     $PY -m training.corpus unpack data/corpus.tar.xz --out data/corpus || exit 1
 fi
-$PY -c "from training.quant.kernel import load_extension; load_extension()" > "$OUTDIR/build.txt" 2>&1
+CHECKS="$OUTDIR/checks.txt"
+$PY -c "from training.quant.kernel import load_extension; load_extension()" > "$CHECKS" 2>&1
 echo "kernel build rc=$? at $(elapsed) s"
-BAYESFP_FQ_TEST_VARIANTS=${BAYESFP_FQ_VARIANT:-0} $PY -m pytest tests/test_quant_cuda.py tests/test_quant_linear.py -q -p no:cacheprovider \
-    --noconftest > "$OUTDIR/gpu_tests.txt" 2>&1
+BAYESFP_FQ_TEST_VARIANTS=${BAYESFP_FQ_VARIANT:-0} $PY -m pytest tests/test_quant_cuda.py \
+    tests/test_quant_linear.py -q -p no:cacheprovider --noconftest >> "$CHECKS" 2>&1
 rc=$?
-tail -1 "$OUTDIR/gpu_tests.txt"
-echo "GPU tests rc=$rc at $(elapsed) s"
+tail -1 "$CHECKS"
+echo "GPU tests (kernel variant ${BAYESFP_FQ_VARIANT:-0}) rc=$rc at $(elapsed) s"
 if [ $rc -ne 0 ]; then
-    echo "the kernel fails its GPU tests: no sweep (see $OUTDIR/gpu_tests.txt)"
+    echo "the kernel fails its GPU tests: no sweep (see $CHECKS)"
     exit 1
 fi
 if [ "${BENCH:-0}" = 1 ]; then
-    $PY benchmarks/bench_quant.py --out "$OUTDIR/quant_bench.json" --reps 30 \
-        > "$OUTDIR/quant_bench.txt" 2>&1
-    $PY benchmarks/bench_train.py --sizes 1.7m,3.4m,11m,26m \
-        --modes "bf16 graph,e4m3 B128 all graph" --out "$OUTDIR/train.json" \
-        > "$OUTDIR/train_bench.txt" 2>&1
+    # every kernel variant against the reference, then timed side by side
+    echo "== GPU tests, all kernel variants" >> "$CHECKS"
+    $PY -m pytest tests/test_quant_cuda.py -q -p no:cacheprovider --noconftest >> "$CHECKS" 2>&1
+    echo "GPU tests (all variants) rc=$? at $(elapsed) s"
+    tail -1 "$CHECKS"
+    BENCH_LOG="$OUTDIR/bench.txt"
+    $PY benchmarks/bench_quant.py --variants 0,1 --out "$OUTDIR/quant_bench.json" --reps 30 \
+        > "$BENCH_LOG" 2>&1
+    for v in 0 1; do
+        modes="e4m3 B128 all graph"
+        [ $v = 0 ] && modes="bf16 eager,bf16 graph,e4m3 B128 all graph"
+        echo "== bench_train, kernel variant $v" >> "$BENCH_LOG"
+        BAYESFP_FQ_VARIANT=$v $PY benchmarks/bench_train.py --modes "$modes" \
+            --out "$OUTDIR/train_v$v.json" >> "$BENCH_LOG" 2>&1
+    done
     echo "benchmarks done at $(elapsed) s"
 fi
 [ -f "out/sweep/$NAME.jsonl" ] || cp "$TABLE" "out/sweep/$NAME.jsonl"

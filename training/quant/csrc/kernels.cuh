@@ -15,6 +15,8 @@
 //   tile_kernel        groups of B rows along a non-last dim (e.g. dim 0 of a 2-D operand):
 //                      a tile of B rows x PC packs in registers, column absmax via shuffles and
 //                      shared memory; optionally also row groups of the same tile (pair output).
+//   strip_kernel       (variant 1) groups of at most 128 rows along a non-last dim: one warp per
+//                      strip of B rows x 2..32 column packs, shuffles only, no shared memory.
 //   amax_all_kernel + apply_kernel   tensor-wise: device-side absmax, scale read by pointer.
 //   cols_absmax_kernel + cols_scale_kernel + cols_apply_kernel  any other grouping along a
 //                      non-last dim (long groups, e.g. channel-wise along dim 0): two reads.
@@ -41,7 +43,9 @@ namespace detail {
 // at each launch, so a CUDA graph keeps the one it was captured with):
 //   0  rows_warp_kernel for short row groups, tile_kernel for column groups and pairs;
 //   1  rows_lane_kernel for row groups of at most 32 packs (coalesced, register double
-//      buffering), the rest as 0.
+//      buffering); strip_kernel for column groups of B rows when a strip of two or more column
+//      packs fits (B * SC / 32 <= kTileRegs packs per lane); pairs as those two kernels, one
+//      after the other; the rest as 0.
 // Every variant computes the same values (the GPU tests run each against the reference).
 inline int& kernel_variant() {
   static int variant = 0;
@@ -792,6 +796,83 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
   }
 }
 
+// Groups of B rows along R of x viewed as (outer, R, inner), inner % N == 0 (variant 1). A warp
+// takes a strip of B rows x SC column packs: lane l holds column pack l % SC of rows
+// l / SC + k * (32 / SC), k < NP = B * SC / 32 (each load of the warp reads 32 / SC rows of SC
+// consecutive packs). The column absmax is a shuffle among the lanes of one column pack and each
+// lane computes the scales of its own N columns: no shared memory, no barriers, every warp on its
+// own. Strips go column-fastest, so the warps of a block read neighbouring segments of the same
+// rows.
+template <int RM, typename T, typename OutT, int N, int NPM>
+__global__ void __launch_bounds__(kThreads, 2)
+    strip_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t outer, int64_t R,
+                 int64_t inner, int B, int SC, int NP, QParams p, const int64_t* state,
+                 int stream) {
+  using PackT = Pack<T, N>;
+  const int lane = threadIdx.x & 31;
+  const int cpk = lane % SC, r0 = lane / SC, RI = 32 / SC;
+  const int64_t cpacks = inner / N;
+  const int64_t strips_c = (cpacks + SC - 1) / SC;
+  const int64_t rgroups = R / B;
+  const int64_t nstrips = outer * rgroups * strips_c;
+  const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+  const int64_t nwarps = (static_cast<int64_t>(gridDim.x) * blockDim.x) >> 5;
+  const int64_t rstride = static_cast<int64_t>(RI) * inner;
+  for (int64_t st = warp; st < nstrips; st += nwarps) {
+    const int64_t cs = st % strips_c, g = st / strips_c;
+    const int64_t colp = cs * SC + cpk;
+    const bool valid = colp < cpacks;
+    const int64_t base = ((g / rgroups) * R + (g % rgroups) * B + r0) * inner + colp * N;
+    PackT v[NPM];
+#pragma unroll
+    for (int k = 0; k < NPM; ++k) {
+      if (k < NP && valid) v[k] = *reinterpret_cast<const PackT*>(x + base + k * rstride);
+    }
+    float cm[N];
+#pragma unroll
+    for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+    for (int k = 0; k < NPM; ++k) {
+      if (k < NP && valid) {
+#pragma unroll
+        for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fabsf(to_f(v[k].v[j])));  // NaN ignored
+      }
+    }
+    float mm = 0.f;
+#pragma unroll
+    for (int j = 0; j < N; ++j) mm = fmaxf(mm, cm[j]);
+    if (__any_sync(0xffffffffu, mm > FLT_MAX)) {  // an Inf in the strip: no absmax may see it
+#pragma unroll
+      for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+      for (int k = 0; k < NPM; ++k) {
+        if (k < NP && valid) {
+#pragma unroll
+          for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], fin_abs(to_f(v[k].v[j])));
+        }
+      }
+    }
+    for (int off = SC; off < 32; off <<= 1) {
+#pragma unroll
+      for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
+    }
+    if (valid) {
+      float sc[N], iv[N];
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        sc[j] = scale_of(cm[j], p);
+        iv[j] = __fdiv_rn(1.f, sc[j]);
+      }
+#pragma unroll
+      for (int k = 0; k < NPM; ++k) {
+        if (k < NP)
+          quant_store_each<RM, T, OutT, N>(v[k], sc, iv, p, state, stream, base + k * rstride,
+                                           out);
+      }
+    }
+  }
+}
+
 // Absmax of the whole tensor into amax[0] (zero-initialised); four loads in flight per thread.
 template <typename T, int N>
 __global__ void __launch_bounds__(kThreads)
@@ -1127,6 +1208,43 @@ bool launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R,
   return true;
 }
 
+// Strip shape for groups of B rows (variant 1): the widest SC (column packs per strip, 2..32,
+// a power of two) with B * SC / 32 packs per lane, a whole number at most kTileRegs. False when
+// only SC = 1 fits (16-byte row segments: the tile kernel reads those better).
+inline bool strip_shape(int64_t B, int* SC, int* NP) {
+  for (int sc = 32; sc >= 2; sc >>= 1) {
+    if ((B * sc) % 32 == 0 && B * sc / 32 <= kTileRegs) {
+      *SC = sc;
+      *NP = static_cast<int>(B * sc / 32);
+      return true;
+    }
+  }
+  return false;
+}
+
+template <typename T, typename OutT, int N>
+bool launch_strip(const T* x, OutT* out, int64_t outer, int64_t R, int64_t inner, int64_t B,
+                  const QParams& p, const int64_t* state, int stream) {
+  int SC, NP;
+  if (N == 1 || inner % N != 0 || R % B != 0 || !strip_shape(B, &SC, &NP)) return false;
+  auto cu = at::cuda::getCurrentCUDAStream();
+  const int64_t nstrips = outer * (R / B) * ((inner / N + SC - 1) / SC);
+  with_rm<N>(p.fast, [&](auto rm) {
+    constexpr int RM = decltype(rm)::value;
+    auto kern = strip_kernel<RM, T, OutT, N, kTileRegs>;
+    static int per_sm = 0;  // resident blocks per SM, asked once per instantiation
+    if (per_sm == 0)
+      C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kThreads, 0));
+    const int64_t blocks = (nstrips + kThreads / 32 - 1) / (kThreads / 32);
+    const int64_t cap = static_cast<int64_t>(sm_count()) * std::max(per_sm, 1);
+    const int grid = static_cast<int>(std::max<int64_t>(1, std::min(blocks, cap)));
+    kern<<<grid, kThreads, 0, cu>>>(x, out, outer, R, inner, static_cast<int>(B), SC, NP, p,
+                                    state, stream);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
 // Tensor-wise (mode 1: device-side absmax, scale read by pointer) or no scaling (mode 0).
 template <typename T, typename OutT, int N>
 void launch_whole(const T* x, OutT* out, int64_t numel, int mode, const QParams& p,
@@ -1219,6 +1337,9 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
     return;
   }
   const bool vec = al && inner % V == 0;
+  if (vec && kernel_variant() == 1 &&
+      launch_strip<T, OutT, V>(xp, op, outer, R, inner, B, p, state, stream))
+    return;
   if (vec && launch_tile<T, OutT, V>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), 0, p,
                                      p, state, stream, stream))
     return;
@@ -1256,6 +1377,10 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
     return false;
   const int64_t bap = block_a / V;
   if (bap > 32 || (bap & (bap - 1)) != 0) return false;
+  int sc, np;
+  // variant 1: two passes (rows_lane_kernel along dim 1, strip_kernel along dim 0) instead of
+  // one tile pass, when both apply
+  if (kernel_variant() == 1 && strip_shape(block_b, &sc, &np) && 32 % bap == 0) return false;
   return launch_tile<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
                                  reinterpret_cast<OutT*>(oa.data_ptr()),
                                  reinterpret_cast<OutT*>(ob.data_ptr()), 1, R, C,
