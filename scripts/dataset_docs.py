@@ -48,16 +48,22 @@ def main():
             print(f"{kind}: {', '.join(map(str, ids))}")
     if args.log:
         calls = sweep_calls(args.log.read_text())
-        print("\n| call | runs per GPU | GPUs | runs written | wall (s) | runs per GPU-hour |")
-        print("|---|---|---|---|---|---|")
+        # the table is appended to in call order: call i wrote the records after those before it
+        gpu_names = (df["gpu"].astype(str).tolist() if "gpu" in df
+                     else [""] * len(df))
+        print("\n| call | GPU | runs per GPU | GPUs | runs written | wall (s) "
+              "| runs per GPU-hour |")
+        print("|---|---|---|---|---|---|---|")
         for i, c in enumerate(calls, 1):
             rate = c["written"] / (c["wall_s"] * c["gpus"] / 3600)
-            print(f"| {i} | {c['per_gpu']} | {c['gpus']} | {c['written']} | {c['wall_s']:.0f} "
-                  f"| {rate:.0f} |")
+            names = sorted(set(gpu_names[c["finished_before"]:c["finished_before"] + c["written"]]))
+            gpu = ", ".join(n.replace("NVIDIA ", "") for n in names if n)
+            print(f"| {i} | {gpu} | {c['per_gpu']} | {c['gpus']} | {c['written']} "
+                  f"| {c['wall_s']:.0f} | {rate:.0f} |")
         runs = sum(c["written"] for c in calls)
         gpu_h = sum(c["wall_s"] * c["gpus"] for c in calls) / 3600
         if gpu_h:
-            print(f"| all | | | {runs} | {gpu_h * 3600:.0f} | {runs / gpu_h:.0f} |")
+            print(f"| all | | | | {runs} | {gpu_h * 3600:.0f} | {runs / gpu_h:.0f} |")
     print("\n| requirement | required | found | met | missing |")
     print("|---|---|---|---|---|")
     for c in coverage(df):
