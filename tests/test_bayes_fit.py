@@ -4,6 +4,7 @@ diagnostics gate on a bad fit, persistence and the fit command."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -172,9 +173,16 @@ def test_fit_command_writes_and_reports(runs, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_holdout_of_largest_N_is_covered(runs):
+    # tensor-wise runs (no effective block size) at every N: the fit and the check leave them out
+    quant = runs[(runs["operands"] != "none") & (runs["status"] == "ok")]
+    tensor = quant.groupby("N").head(2).assign(B="tensor")
+    tensor["run_id"] = [f"tensor-{i}" for i in range(len(tensor))]
+    n_ok_top = int(((runs["N"] == max(PAPER_N)) & (runs["status"] == "ok")).sum())
+    runs = pd.concat([runs.astype({"B": object}), tensor], ignore_index=True)
     res = holdout_check(runs, "sun", sampler=dict(draws=500, tune=700, seed=4))
     assert res["N_held"] == max(PAPER_N)
-    assert res["n_held"] == int(((runs["N"] == max(PAPER_N)) & (runs["status"] == "ok")).sum())
+    assert res["n_held"] == n_ok_top
+    assert res["n_unplaced"] == 2
     assert res["gate_passed"]
     # losses simulated from the fitted law: extrapolated intervals cover about nominally
     assert 0.3 <= res["coverage"][0.5] <= 0.75, res["coverage"]
@@ -201,3 +209,22 @@ def test_compute_optimal_precision_covers_truth(fit):
     true_p = float(compute_optimal(TRUTH, 1e21, "sun")["P"])
     lo, hi = _interval(res["P"], 0.98)
     assert lo <= true_p <= hi, (true_p, lo, hi)
+
+
+def test_run_table_columns_of_lists_and_dicts_are_stored_as_json():
+    """A real sweep table carries loss curves (lists) and configs; the fit file keeps them."""
+    import pandas as pd
+
+    from bayesfp.bayes.io import dataset_to_table, table_to_dataset
+
+    table = pd.DataFrame({"loss": [3.1, 3.2, 3.3],
+                          "train_curve": [[[10, 5.0], [20, 4.0]], [[10, 6.0]], None],
+                          "config": [{"model": "1.7m"}, {"model": "3.4m"}, float("nan")],
+                          "gpu": ["NVIDIA H100", None, "NVIDIA H200"]})
+    ds = table_to_dataset(table, np.array([True, True, False]))
+    back = dataset_to_table(ds)
+    assert [json.loads(t) if t else None for t in back["train_curve"]] == \
+        [[[10, 5.0], [20, 4.0]], [[10, 6.0]], None]
+    assert json.loads(back["config"][1]) == {"model": "3.4m"} and back["config"][2] == ""
+    assert list(back["gpu"]) == ["NVIDIA H100", "", "NVIDIA H200"]
+    assert list(back["in_fit"]) == [True, True, False]

@@ -190,3 +190,25 @@ def test_thin_keeps_at_most_the_requested_draws():
     assert th["observed_data"].sizes["run"] == 3
     assert th.attrs["x"] == "y"
     assert q.thin(tree, 4000) is tree
+
+
+@pytest.mark.slow
+def test_new_runs_leave_out_tensor_wise_runs_and_say_so():
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    from bayesfp.laws import SUN_2025
+    from bayesfp.report import sections as S
+    from bayesfp.simulate import run_grid, simulate_runs
+
+    grid = run_grid(N=(300e6,), D=(20e9,), formats=((2, 1), (4, 3)), blocks=(128,), seeds=(0,))
+    new = simulate_runs(grid, SUN_2025, sigma=0.01, seed=5)
+    ok_quant = new[(new["operands"] != "none") & (new["status"] == "ok")]
+    tensor = ok_quant.head(2).assign(B="tensor", run_id=["t0", "t1"])
+    new = pd.concat([new.astype({"B": object}), tensor], ignore_index=True)
+    ctx = S.Context(tree=small_fit(), name="fit", runs=q.fit_table(small_fit()), new_runs=new)
+    body = S._new_runs(ctx, lambda *a: "")
+    assert "2 tensor-wise runs of the given table are not predicted" in body
+    n_pred = int((new["status"] == "ok").sum()) - 2
+    assert f"{n_pred} runs of the given table are not in the fit" in body

@@ -10,6 +10,7 @@ import xarray as xr
 
 from bayesfp.bayes.derived import central_interval, predict_loss
 from bayesfp.bayes.io import fit_table
+from bayesfp.laws.inputs import unplaced_runs
 
 # Pareto k above this means the PSIS-LOO estimate for that run is unreliable.
 PARETO_K_MAX = 0.7
@@ -106,20 +107,27 @@ def holdout_check(runs: pd.DataFrame, law: str = "sun", levels=(0.5, 0.9), seed:
     Returns
     -------
     dict
-        ``N_held`` (the held-out N), ``n_held`` (ok runs held out), ``coverage``
+        ``N_held`` (the held-out N), ``n_held`` (ok runs held out and predicted),
+        ``n_unplaced`` (held-out tensor-wise runs left out: no effective block size), ``coverage``
         ({level: fraction}), ``gate_passed`` and ``fit`` (the DataTree fitted on the rest).
     """
     from bayesfp.bayes.models import model_for
 
     n_max = float(runs["N"].max())
     train = runs[runs["N"] < n_max]
-    test = runs[(runs["N"] == n_max) & (runs["status"].astype(str) == "ok")
-                & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))]
+    # held-out runs the law cannot place (tensor-wise without an effective block size) are left
+    # out of the check, as the fit leaves them out of the likelihood
+    tensor_log2b = dict((model_kw or {}).get("inputs_kw") or {}).get("tensor_log2b")
+    held = ((runs["N"] == n_max) & (runs["status"].astype(str) == "ok")
+            & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))).to_numpy()
+    unplaced = held & unplaced_runs(runs, tensor_log2b)
+    test = runs[held & ~unplaced]
     if train["N"].nunique() < 2 or len(test) == 0:
         raise ValueError("runs: the held-out check needs at least 3 distinct N with ok runs")
     model = model_for(law, train, sampler=sampler, **(model_kw or {}))
     fit = model.fit()
     pred = predict_loss(fit, test, noise=True, seed=seed)
     cov = coverage(pred, test["loss"].to_numpy(dtype=float), levels)
-    return {"N_held": n_max, "n_held": int(len(test)), "coverage": cov,
+    return {"N_held": n_max, "n_held": int(len(test)), "n_unplaced": int(unplaced.sum()),
+            "coverage": cov,
             "gate_passed": bool(fit.attrs["gate_passed"]), "fit": fit}

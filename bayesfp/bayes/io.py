@@ -34,6 +34,14 @@ _HASHED = ("law", "model_version", "pool_by", "pooling", "centred", "pooled", "g
            "sigma_by", "sigma_groups", "priors", "fixed", "centres", "inputs_kw")
 
 
+def _text(value) -> str:
+    """One cell of a text column as str: missing -> "", lists and dicts (a run's loss curves,
+    its config) as JSON, anything else through str."""
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+    return "" if pd.isna(value) else str(value)
+
+
 def table_to_dataset(table: pd.DataFrame, in_fit: np.ndarray) -> xr.Dataset:
     """The run table as a Dataset on dim ``row``: text columns as str, numbers as float/int."""
     data = {}
@@ -47,7 +55,7 @@ def table_to_dataset(table: pd.DataFrame, in_fit: np.ndarray) -> xr.Dataset:
             data[col] = ("row", s.to_numpy(dtype=kind, na_value=np.nan)
                          if kind == "float64" else s.to_numpy(dtype=kind))
         else:
-            data[col] = ("row", np.array(["" if pd.isna(v) else str(v) for v in s], dtype=str))
+            data[col] = ("row", np.array([_text(v) for v in s], dtype=str))
     data["in_fit"] = ("row", np.asarray(in_fit, dtype=bool))
     return xr.Dataset(data)
 

@@ -16,6 +16,7 @@ from bayesfp.bayes import derived as dv
 from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo, ppc_coverage
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.io import fit_info
+from bayesfp.laws.inputs import unplaced_runs
 from bayesfp.laws.registry import get_law
 from bayesfp.report import figures as F
 from bayesfp.report import quantities as q
@@ -336,12 +337,19 @@ def _holdout(ctx: Context) -> str:
 
 def _new_runs(ctx: Context, sink) -> str:
     runs = ctx.new_runs
-    ok = runs[(runs["status"].astype(str) == "ok")
-              & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))]
+    usable = ((runs["status"].astype(str) == "ok")
+              & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))).to_numpy()
+    # runs the law cannot place (tensor-wise without an effective block size) are not predicted
+    unplaced = usable & unplaced_runs(runs, (ctx.info.get("inputs_kw") or {}).get("tensor_log2b"))
+    ok = runs[usable & ~unplaced]
     out = "<h3>Runs not in the fit</h3>"
+    if unplaced.any():
+        out += para(f"{int(unplaced.sum())} tensor-wise runs of the given table are not predicted: "
+                    "the fit has no effective block size for tensor-wise scaling "
+                    "(<code>--tensor-log2b</code>).")
     if ok.empty:
         return out + para(f"{len(runs)} runs of the given table are not in the fit; none has a "
-                          "usable loss.")
+                          "usable loss the law can place.")
     pred = q.predictive_table(ctx.thinned, ok)
     cov = coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
                        ok["loss"].to_numpy(dtype=float))
