@@ -15,8 +15,8 @@
 # resumes from TABLE on a fresh one. Set BAYESFP_CODE_REV to the tree's git revision when the
 # copy has no .git (docs/sweeps.md). BENCH=1 also runs benchmarks/bench_quant.py and
 # bench_train.py for every kernel variant (about 4 minutes) into OUTDIR before the sweep: at most
-# seven files come back (checks.txt, bench.txt, quant_bench.json, train_v0.json, train_v1.json,
-# the table and its log). The GPU tests that gate the sweep check the kernel variant it uses
+# eight files come back (checks.txt, bench.txt, quant_bench.json, train_v0.json, train_v1.json,
+# ncu.txt from benchmarks/profile_quant.py under Nsight Compute, the table and its log). The GPU tests that gate the sweep check the kernel variant it uses
 # ($BAYESFP_FQ_VARIANT, default 0).
 set -uo pipefail
 
@@ -64,6 +64,13 @@ if [ "${BENCH:-0}" = 1 ]; then
         BAYESFP_FQ_VARIANT=$v $PY benchmarks/bench_train.py --modes "$modes" \
             --out "$OUTDIR/train_v$v.json" >> "$BENCH_LOG" 2>&1
     done
+    # where the time goes inside each kernel (hardware counters, where the machine allows them)
+    if command -v ncu >/dev/null; then
+        timeout 180 ncu --clock-control none --profile-from-start off --section SpeedOfLight \
+            --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+            $PY benchmarks/profile_quant.py > "$OUTDIR/ncu.txt" 2>&1
+        echo "ncu rc=$? at $(elapsed) s"
+    fi
     echo "benchmarks done at $(elapsed) s"
 fi
 [ -f "out/sweep/$NAME.jsonl" ] || cp "$TABLE" "out/sweep/$NAME.jsonl"
