@@ -46,14 +46,18 @@ namespace detail {
 //      buffering); strip_kernel for column groups of B rows when a strip of two or more column
 //      packs fits (B * SC / 32 <= kTileRegs packs per lane); pairs as those two kernels, one
 //      after the other; the rest as 0.
+//   2  as 1, with each group's scale computed by one lane and shuffled to the others (where a
+//      chunk has at most 32 groups), not by every lane that holds part of the group.
 // Every variant computes the same values (the GPU tests run each against the reference).
 inline int& kernel_variant() {
   static int variant = 0;
   return variant;
 }
-constexpr int kNumVariants = 2;
+constexpr int kNumVariants = 3;
 
 constexpr int kThreads = 256;
+constexpr int kLaneBlocksPerSm = 3;   // rows_lane_kernel: launch bounds, and its grid per SM
+constexpr int kStripBlocksPerSm = 2;  // strip_kernel: likewise
 constexpr int kRowRegs = 8;   // packs per thread held in registers (rows kernels)
 constexpr int kTileRegs = 8;  // packs per thread held in registers (tile kernel)
 
@@ -521,8 +525,12 @@ __global__ void __launch_bounds__(kThreads, NREG <= 4 ? 4 : 2)
 // lanes of one round (absmax by P-lane shuffles). The loads of the warp's next chunk are issued
 // before the current chunk is quantized (register double buffering): with a grid of one resident
 // wave, memory stays busy while the warps compute.
-template <int RM, typename T, typename OutT, int N, int U>
-__global__ void __launch_bounds__(kThreads, 3)
+//
+// SH (variant 2, P >= U): the U * 32 / P groups of a chunk get their scales from one lane each
+// (lane g computes the scale of group g, then shuffles give every lane the scales of its
+// groups), so a lane divides twice per chunk instead of twice per round.
+template <int RM, typename T, typename OutT, int N, int U, bool SH>
+__global__ void __launch_bounds__(kThreads, kLaneBlocksPerSm)
     rows_lane_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t npacks, int P,
                      QParams p, const int64_t* state, int stream) {
   using PackT = Pack<T, N>;
@@ -552,18 +560,40 @@ __global__ void __launch_bounds__(kThreads, 3)
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int64_t i = c + u * 32 + lane;
-      const bool active = i < npacks;  // a group is wholly active or not (P divides 32)
       if (__any_sync(0xffffffffu, m[u] > FLT_MAX)) {  // some group holds an Inf: exclude it
-        m[u] = active ? pack_absmax(cur[u]) : 0.f;
+        m[u] = c + u * 32 + lane < npacks ? pack_absmax(cur[u]) : 0.f;
         for (int off = P >> 1; off > 0; off >>= 1)
           m[u] = fmaxf(m[u], __shfl_xor_sync(0xffffffffu, m[u], off));
       }
-      if (active) {
-        const float s = scale_of(m[u], p);
-        const float inv = __fdiv_rn(1.f, s);
-        quant_store<RM, T, OutT, N>(cur[u], s, inv, p, state, stream, i * N, out);
+    }
+    float sc[U], iv[U];
+    if constexpr (SH) {
+      const int gpr = 32 / P;  // groups per round
+      float mine = 0.f;        // absmax of group `lane` of the chunk (0 past the last group)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float t = __shfl_sync(0xffffffffu, m[u], (lane % gpr) * P);
+        if (lane / gpr == u) mine = t;
       }
+      const float s_mine = scale_of(mine, p);
+      const float i_mine = __fdiv_rn(1.f, s_mine);
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        sc[u] = __shfl_sync(0xffffffffu, s_mine, u * gpr + lane / P);
+        iv[u] = __shfl_sync(0xffffffffu, i_mine, u * gpr + lane / P);
+      }
+    } else {
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        sc[u] = scale_of(m[u], p);
+        iv[u] = __fdiv_rn(1.f, sc[u]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = c + u * 32 + lane;
+      if (i < npacks)  // a group is wholly active or not (P divides 32)
+        quant_store<RM, T, OutT, N>(cur[u], sc[u], iv[u], p, state, stream, i * N, out);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) cur[u] = nxt[u];
@@ -803,8 +833,12 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
 // lane computes the scales of its own N columns: no shared memory, no barriers, every warp on its
 // own. Strips go column-fastest, so the warps of a block read neighbouring segments of the same
 // rows.
-template <int RM, typename T, typename OutT, int N, int NPM>
-__global__ void __launch_bounds__(kThreads, 2)
+//
+// SH (variant 2, 32 / SC >= N): lane r0 * SC + c computes the scale of column r0 of column pack
+// c, and shuffles hand each lane the N scales of its pack: two divisions per lane per strip
+// instead of 2 * N.
+template <int RM, typename T, typename OutT, int N, int NPM, bool SH>
+__global__ void __launch_bounds__(kThreads, kStripBlocksPerSm)
     strip_kernel(const T* __restrict__ x, OutT* __restrict__ out, int64_t outer, int64_t R,
                  int64_t inner, int B, int SC, int NP, QParams p, const int64_t* state,
                  int stream) {
@@ -856,13 +890,28 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
     }
-    if (valid) {
-      float sc[N], iv[N];
+    float sc[N], iv[N];
+    if constexpr (SH) {
+      float mine = 0.f;  // absmax of column r0 of this lane's pack (0 for r0 >= N)
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        if (r0 == j) mine = cm[j];
+      }
+      const float s_mine = scale_of(mine, p);
+      const float i_mine = __fdiv_rn(1.f, s_mine);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        sc[j] = __shfl_sync(0xffffffffu, s_mine, j * SC + cpk);
+        iv[j] = __shfl_sync(0xffffffffu, i_mine, j * SC + cpk);
+      }
+    } else {
 #pragma unroll
       for (int j = 0; j < N; ++j) {
         sc[j] = scale_of(cm[j], p);
         iv[j] = __fdiv_rn(1.f, sc[j]);
       }
+    }
+    if (valid) {
 #pragma unroll
       for (int k = 0; k < NPM; ++k) {
         if (k < NP)
@@ -1092,19 +1141,23 @@ void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams&
   int tpg = 1;  // largest power of two dividing P, <= 32, aiming at four packs per lane
   while (tpg < 32 && P % (tpg * 2) == 0 && P / (tpg * 2) >= 4) tpg *= 2;
   const int64_t npt = P / tpg;
-  if (kernel_variant() == 1 && P <= 32 && 32 % P == 0) {
+  constexpr int U = 4;  // rounds per chunk of rows_lane_kernel
+  if (kernel_variant() >= 1 && P <= 32 && 32 % P == 0) {
+    const bool share = kernel_variant() == 2 && P >= U;
     with_rm<N>(p.fast, [&](auto rm) {
       constexpr int RM = decltype(rm)::value;
-      constexpr int U = 4;
-      auto kern = rows_lane_kernel<RM, T, OutT, N, U>;
-      static int per_sm = 0;  // resident blocks per SM, asked once per instantiation
-      if (per_sm == 0)
-        C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kThreads, 0));
+      // one resident wave: the blocks per SM that the launch bounds guarantee (no occupancy
+      // query, which would run inside a CUDA-graph capture on first use)
       const int64_t chunks = (numel / N + U * 32 - 1) / (U * 32);
       const int64_t blocks = (chunks + kThreads / 32 - 1) / (kThreads / 32);
-      const int64_t cap = static_cast<int64_t>(sm_count()) * std::max(per_sm, 1);
+      const int64_t cap = static_cast<int64_t>(sm_count()) * kLaneBlocksPerSm;
       const int grid = static_cast<int>(std::max<int64_t>(1, std::min(blocks, cap)));
-      kern<<<grid, kThreads, 0, cu>>>(x, out, numel / N, static_cast<int>(P), p, state, stream);
+      if (share)
+        rows_lane_kernel<RM, T, OutT, N, U, true><<<grid, kThreads, 0, cu>>>(
+            x, out, numel / N, static_cast<int>(P), p, state, stream);
+      else
+        rows_lane_kernel<RM, T, OutT, N, U, false><<<grid, kThreads, 0, cu>>>(
+            x, out, numel / N, static_cast<int>(P), p, state, stream);
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
@@ -1229,17 +1282,18 @@ bool launch_strip(const T* x, OutT* out, int64_t outer, int64_t R, int64_t inner
   if (N == 1 || inner % N != 0 || R % B != 0 || !strip_shape(B, &SC, &NP)) return false;
   auto cu = at::cuda::getCurrentCUDAStream();
   const int64_t nstrips = outer * (R / B) * ((inner / N + SC - 1) / SC);
+  const bool share = kernel_variant() == 2 && 32 / SC >= N;
   with_rm<N>(p.fast, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
-    auto kern = strip_kernel<RM, T, OutT, N, kTileRegs>;
-    static int per_sm = 0;  // resident blocks per SM, asked once per instantiation
-    if (per_sm == 0)
-      C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, kThreads, 0));
     const int64_t blocks = (nstrips + kThreads / 32 - 1) / (kThreads / 32);
-    const int64_t cap = static_cast<int64_t>(sm_count()) * std::max(per_sm, 1);
+    const int64_t cap = static_cast<int64_t>(sm_count()) * kStripBlocksPerSm;
     const int grid = static_cast<int>(std::max<int64_t>(1, std::min(blocks, cap)));
-    kern<<<grid, kThreads, 0, cu>>>(x, out, outer, R, inner, static_cast<int>(B), SC, NP, p,
-                                    state, stream);
+    if (share)
+      strip_kernel<RM, T, OutT, N, kTileRegs, true><<<grid, kThreads, 0, cu>>>(
+          x, out, outer, R, inner, static_cast<int>(B), SC, NP, p, state, stream);
+    else
+      strip_kernel<RM, T, OutT, N, kTileRegs, false><<<grid, kThreads, 0, cu>>>(
+          x, out, outer, R, inner, static_cast<int>(B), SC, NP, p, state, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
@@ -1337,7 +1391,7 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
     return;
   }
   const bool vec = al && inner % V == 0;
-  if (vec && kernel_variant() == 1 &&
+  if (vec && kernel_variant() >= 1 &&
       launch_strip<T, OutT, V>(xp, op, outer, R, inner, B, p, state, stream))
     return;
   if (vec && launch_tile<T, OutT, V>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), 0, p,
@@ -1378,9 +1432,9 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
   const int64_t bap = block_a / V;
   if (bap > 32 || (bap & (bap - 1)) != 0) return false;
   int sc, np;
-  // variant 1: two passes (rows_lane_kernel along dim 1, strip_kernel along dim 0) instead of
+  // variants 1, 2: two passes (rows_lane_kernel along dim 1, strip_kernel along dim 0) instead of
   // one tile pass, when both apply
-  if (kernel_variant() == 1 && strip_shape(block_b, &sc, &np) && 32 % bap == 0) return false;
+  if (kernel_variant() >= 1 && strip_shape(block_b, &sc, &np) && 32 % bap == 0) return false;
   return launch_tile<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
                                  reinterpret_cast<OutT*>(oa.data_ptr()),
                                  reinterpret_cast<OutT*>(ob.data_ptr()), 1, R, C,
