@@ -315,6 +315,7 @@ def pipeline_command(
                                       "run's 6 N D."),
     formats: str = typer.Option("e2m1,e3m2,e4m3,bf16", help="Candidate formats of the decision."),
     draws: int = typer.Option(1000, min=100, help="Draws per chain."),
+    tune: int = typer.Option(1000, min=100, help="Tuning steps per chain."),
     chains: int = typer.Option(4, min=1, help="Chains."),
     holdout: bool = typer.Option(True, "--holdout/--no-holdout",
                                  help="Held-out extrapolation check in the report (one more fit)."),
@@ -367,7 +368,7 @@ def pipeline_command(
     report_dir.mkdir(parents=True, exist_ok=True)
     console.rule(f"1/3 fit: {law} law on {runs_file}")
     gate_code = fit_bayes_command(runs_file, law=law, pool_by=pool_by, out=fit_path, draws=draws,
-                                  tune=1000, chains=chains, seed=seed, runs=table,
+                                  tune=tune, chains=chains, seed=seed, runs=table,
                                   inputs_kw=_inputs_kw(tensor_log2b))
     for_group = f" for {pool_by} = {group}" if group else ""
     console.rule(f"2/3 decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")

@@ -21,12 +21,16 @@ def test_pipeline_writes_fit_decision_and_report(tmp_path, capsys):
     write_runs(runs.drop(columns=["loss_true"]), path)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
-        main(["pipeline", str(path), "-o", str(out), "--draws", "500", "--chains", "4",
-              "--no-holdout", "--budget", "1e21", "--formats", "e2m1,e4m3,bf16"])
+        main(["pipeline", str(path), "-o", str(out), "--draws", "500", "--tune", "600",
+              "--chains", "4", "--no-holdout", "--budget", "1e21", "--formats", "e2m1,e4m3,bf16"])
     assert exc.value.code == 0
     text = "".join(capsys.readouterr().out.split())   # rich wraps long lines
     assert "Bayes-optimalchoice" in text and str(out / "report" / "index.html") in text
     assert (out / "fit.nc").stat().st_size > 0
+    from bayesfp.bayes.io import fit_info, load_fit
+
+    sampler = fit_info(load_fit(out / "fit.nc"))["sampler"]
+    assert (sampler["draws"], sampler["tune"]) == (500, 600)
     html = (out / "report" / "index.html").read_text()
     assert "6. Decision" in html
     decision = json.loads((out / "report" / "decision.json").read_text())
