@@ -17,6 +17,8 @@
 //                      shared memory; optionally also row groups of the same tile (pair output).
 //   strip_kernel       (variant 1) groups of at most 128 rows along a non-last dim: one warp per
 //                      strip of B rows x 2..32 column packs, shuffles only, no shared memory.
+//   pair_strip_kernel  (variant 3) both groupings of a 2-D tensor in one read: warps of column
+//                      strips, row maxima through shared memory, two barriers per tile.
 //   amax_all_kernel + apply_kernel   tensor-wise: device-side absmax, scale read by pointer.
 //   cols_absmax_kernel + cols_scale_kernel + cols_apply_kernel  any other grouping along a
 //                      non-last dim (long groups, e.g. channel-wise along dim 0): two reads.
@@ -48,12 +50,14 @@ namespace detail {
 //      after the other; the rest as 0.
 //   2  as 1, with each group's scale computed by one lane and shuffled to the others (where a
 //      chunk has at most 32 groups), not by every lane that holds part of the group.
+//   3  as 2, with pairs in one read (pair_strip_kernel) where a tile of B rows x bap packs fits
+//      one block of bap / SC warps.
 // Every variant computes the same values (the GPU tests run each against the reference).
 inline int& kernel_variant() {
   static int variant = 0;
   return variant;
 }
-constexpr int kNumVariants = 3;
+constexpr int kNumVariants = 4;
 
 constexpr int kThreads = 256;
 constexpr int kLaneBlocksPerSm = 3;   // rows_lane_kernel: launch bounds, and its grid per SM
@@ -922,6 +926,142 @@ __global__ void __launch_bounds__(kThreads, kStripBlocksPerSm)
   }
 }
 
+// Both groupings of a 2-D x (R, C) in one read (variant 3): out_a in row groups of bap packs
+// along dim 1, out_b in column groups of B rows along dim 0. A block of W = bap / SC warps takes a
+// tile of B rows x bap packs: warp w holds the strip of column packs w * SC .. w * SC + SC - 1,
+// laid out as in strip_kernel (lane l: column pack l % SC, rows l / SC + k * (32 / SC)). Column
+// scales come from warp shuffles alone (strip_kernel with SH). Row maxima: shuffles within the
+// warp, then one partial per (warp, row) in shared memory; after a barrier, thread t reduces
+// row t over the W warps and stores its scale and reciprocal; after a second barrier every lane
+// reads the scales of its rows. The shared arrays are double-buffered by tile parity, so two
+// barriers per tile suffice (a thread writes buffer b again only after every thread has passed
+// the first barrier of the tile in between, and so has finished reading b).
+constexpr int kPairMaxRows = 128;
+constexpr int kPairMaxWarps = 8;
+
+template <int RM, typename T, typename OutT, int N, int NPM>
+__global__ void __launch_bounds__(kThreads, 2)
+    pair_strip_kernel(const T* __restrict__ x, OutT* __restrict__ out_a, OutT* __restrict__ out_b,
+                      int64_t R, int64_t C, int B, int SC, int NP, int bap, QParams pa,
+                      QParams pb, const int64_t* state, int stream_a, int stream_b) {
+  using PackT = Pack<T, N>;
+  __shared__ float part[2][kPairMaxWarps][kPairMaxRows];
+  __shared__ float row_s[2][kPairMaxRows], row_i[2][kPairMaxRows];
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+  const int W = blockDim.x >> 5;
+  const int cpk = lane % SC, r0 = lane / SC, RI = 32 / SC;
+  const int64_t tiles_c = C / N / bap;
+  const int64_t ntiles = (R / B) * tiles_c;
+  int buf = 0;
+  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x, buf ^= 1) {
+    const int64_t ct = tile % tiles_c, rg = tile / tiles_c;
+    const int64_t colp = ct * bap + w * SC + cpk;
+    const int64_t base = (rg * B + r0) * C + colp * N;  // element index of this lane's first pack
+    const int64_t rstride = static_cast<int64_t>(RI) * C;
+    PackT v[NPM];
+#pragma unroll
+    for (int k = 0; k < NPM; ++k) {
+      if (k < NP) v[k] = *reinterpret_cast<const PackT*>(x + base + k * rstride);
+    }
+    float cm[N], rm[NPM];
+    bool has_inf = false;
+#pragma unroll
+    for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+    for (int k = 0; k < NPM; ++k) {
+      rm[k] = 0.f;
+      if (k < NP) {
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+          const float a = fabsf(to_f(v[k].v[j]));  // NaN is ignored by fmaxf
+          cm[j] = fmaxf(cm[j], a);
+          rm[k] = fmaxf(rm[k], a);
+        }
+        has_inf |= rm[k] > FLT_MAX;
+      }
+    }
+    // row partials of this warp: combine the SC lanes of each row, one lane writes them
+    auto put_rows = [&]() {
+#pragma unroll
+      for (int k = 0; k < NPM; ++k) {
+        if (k < NP) {  // NP is the same for every thread: the whole warp shuffles
+          for (int off = 1; off < SC; off <<= 1)
+            rm[k] = fmaxf(rm[k], __shfl_xor_sync(0xffffffffu, rm[k], off));
+        }
+      }
+      if (cpk == 0) {
+#pragma unroll
+        for (int k = 0; k < NPM; ++k) {
+          if (k < NP) part[buf][w][r0 + k * RI] = rm[k];
+        }
+      }
+    };
+    put_rows();
+    if (__syncthreads_or(has_inf)) {  // rare: the tile holds an Inf, which no absmax may see
+#pragma unroll
+      for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+      for (int k = 0; k < NPM; ++k) {
+        rm[k] = 0.f;
+        if (k < NP) {
+#pragma unroll
+          for (int j = 0; j < N; ++j) {
+            const float a = fin_abs(to_f(v[k].v[j]));
+            cm[j] = fmaxf(cm[j], a);
+            rm[k] = fmaxf(rm[k], a);
+          }
+        }
+      }
+      put_rows();
+      __syncthreads();
+    }
+    for (int t = tid; t < B; t += blockDim.x) {
+      float m = 0.f;
+      for (int q = 0; q < W; ++q) m = fmaxf(m, part[buf][q][t]);
+      const float sc = scale_of(m, pa);
+      row_s[buf][t] = sc;
+      row_i[buf][t] = __fdiv_rn(1.f, sc);
+    }
+    // column groups: the whole group is this warp's strip (as strip_kernel with SH)
+    for (int off = SC; off < 32; off <<= 1) {
+#pragma unroll
+      for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
+    }
+    float sc[N], iv[N];
+    if (RI >= N) {
+      float mine = 0.f;
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        if (r0 == j) mine = cm[j];
+      }
+      const float s_mine = scale_of(mine, pb);
+      const float i_mine = __fdiv_rn(1.f, s_mine);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        sc[j] = __shfl_sync(0xffffffffu, s_mine, j * SC + cpk);
+        iv[j] = __shfl_sync(0xffffffffu, i_mine, j * SC + cpk);
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        sc[j] = scale_of(cm[j], pb);
+        iv[j] = __fdiv_rn(1.f, sc[j]);
+      }
+    }
+    __syncthreads();  // row scales of this tile are in row_s / row_i [buf]
+#pragma unroll
+    for (int k = 0; k < NPM; ++k) {
+      if (k < NP) {
+        const int row = r0 + k * RI;
+        const int64_t i0 = base + k * rstride;
+        quant_store<RM, T, OutT, N>(v[k], row_s[buf][row], row_i[buf][row], pa, state, stream_a,
+                                    i0, out_a);
+        quant_store_each<RM, T, OutT, N>(v[k], sc, iv, pb, state, stream_b, i0, out_b);
+      }
+    }
+  }
+}
+
 // Absmax of the whole tensor into amax[0] (zero-initialised); four loads in flight per thread.
 template <typename T, int N>
 __global__ void __launch_bounds__(kThreads)
@@ -1143,7 +1283,7 @@ void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams&
   const int64_t npt = P / tpg;
   constexpr int U = 4;  // rounds per chunk of rows_lane_kernel
   if (kernel_variant() >= 1 && P <= 32 && 32 % P == 0) {
-    const bool share = kernel_variant() == 2 && P >= U;
+    const bool share = kernel_variant() >= 2 && P >= U;
     with_rm<N>(p.fast, [&](auto rm) {
       constexpr int RM = decltype(rm)::value;
       // one resident wave: the blocks per SM that the launch bounds guarantee (no occupancy
@@ -1282,7 +1422,7 @@ bool launch_strip(const T* x, OutT* out, int64_t outer, int64_t R, int64_t inner
   if (N == 1 || inner % N != 0 || R % B != 0 || !strip_shape(B, &SC, &NP)) return false;
   auto cu = at::cuda::getCurrentCUDAStream();
   const int64_t nstrips = outer * (R / B) * ((inner / N + SC - 1) / SC);
-  const bool share = kernel_variant() == 2 && 32 / SC >= N;
+  const bool share = kernel_variant() >= 2 && 32 / SC >= N;
   with_rm<N>(p.fast, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     const int64_t blocks = (nstrips + kThreads / 32 - 1) / (kThreads / 32);
@@ -1294,6 +1434,32 @@ bool launch_strip(const T* x, OutT* out, int64_t outer, int64_t R, int64_t inner
     else
       strip_kernel<RM, T, OutT, N, kTileRegs, false><<<grid, kThreads, 0, cu>>>(
           x, out, outer, R, inner, static_cast<int>(B), SC, NP, p, state, stream);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
+// Variant 3 pair: true when pair_strip_kernel applies (a strip of SC >= 2 column packs for B
+// rows, bap / SC warps of at most kPairMaxWarps, B at most kPairMaxRows) and was launched.
+template <typename T, typename OutT, int N>
+bool launch_pair_strip(const T* x, OutT* out_a, OutT* out_b, int64_t R, int64_t C, int64_t B,
+                       int bap, const QParams& pa, const QParams& pb, const int64_t* state,
+                       int stream_a, int stream_b) {
+  int SC, NP;
+  if (N == 1 || C % N != 0 || R % B != 0 || B > kPairMaxRows || !strip_shape(B, &SC, &NP))
+    return false;
+  if (bap % SC != 0 || bap / SC > kPairMaxWarps || (C / N) % bap != 0) return false;
+  const int W = bap / SC;
+  auto cu = at::cuda::getCurrentCUDAStream();
+  const int64_t ntiles = (R / B) * (C / N / bap);
+  const int64_t cap = static_cast<int64_t>(sm_count()) * 2 * (kPairMaxWarps / W);
+  const int grid = static_cast<int>(std::max<int64_t>(1, std::min(ntiles, cap)));
+  const bool rne = pa.fast && pb.fast;
+  with_rm<N>(rne, [&](auto rm) {
+    constexpr int RM = decltype(rm)::value;
+    pair_strip_kernel<RM, T, OutT, N, kTileRegs><<<grid, 32 * W, 0, cu>>>(
+        x, out_a, out_b, R, C, static_cast<int>(B), SC, NP, bap, pa, pb, state, stream_a,
+        stream_b);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return true;
@@ -1431,8 +1597,14 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
     return false;
   const int64_t bap = block_a / V;
   if (bap > 32 || (bap & (bap - 1)) != 0) return false;
+  if (kernel_variant() == 3 &&
+      launch_pair_strip<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
+                                    reinterpret_cast<OutT*>(oa.data_ptr()),
+                                    reinterpret_cast<OutT*>(ob.data_ptr()), R, C, block_b,
+                                    static_cast<int>(bap), pa, pb, state, stream_a, stream_b))
+    return true;
   int sc, np;
-  // variants 1, 2: two passes (rows_lane_kernel along dim 1, strip_kernel along dim 0) instead of
+  // variants 1-3: two passes (rows_lane_kernel along dim 1, strip_kernel along dim 0) instead of
   // one tile pass, when both apply
   if (kernel_variant() >= 1 && strip_shape(block_b, &sc, &np) && 32 % bap == 0) return false;
   return launch_tile<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
