@@ -8,10 +8,10 @@ behind, which would make every later load wait forever; the build therefore runs
 ``fcntl.flock`` and removes a stale ``lock`` while holding it. Set ``TORCH_CUDA_ARCH_LIST`` (e.g.
 ``9.0``) to compile for one architecture only.
 
-Some shapes have two implementations (kernel variants, ``csrc/kernels.cuh``) that give the same
-values; :func:`set_kernel_variant` picks one for the process, and ``$BAYESFP_FQ_VARIANT`` sets it
-when the extension loads (default 0). ``benchmarks/bench_quant.py --variants`` times them side by
-side (``docs/benchmarks.md``).
+Some shapes have several implementations (kernel variants, ``csrc/kernels.cuh``) that give the
+same values; :func:`set_kernel_variant` picks one for the process, and ``$BAYESFP_FQ_VARIANT``
+sets it when the extension loads (default 0). ``benchmarks/bench_quant.py --variants`` times them
+side by side (``docs/benchmarks.md``).
 
 The ops ``bayesfp::fake_quant`` and ``bayesfp::fake_quant_pair`` have fake implementations, so
 they trace under ``torch.compile`` and can be captured in CUDA graphs (no host syncs; scratch

@@ -830,6 +830,43 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
   }
 }
 
+// Column scales of a warp's strip (strip_kernel, pair_strip_kernel): lane l holds the absmax cm
+// of the N columns of column pack l % SC over its own rows l / SC + k * (32 / SC). The maxima are
+// combined over the lanes of each column pack, then each lane gets the scale sc and reciprocal iv
+// of its N columns. With share (32 / SC >= N), lane r * SC + c computes column r of pack c alone
+// and shuffles hand the results out: two divisions per lane instead of 2 * N. Every lane of the
+// warp must call it.
+template <int N>
+__device__ __forceinline__ void strip_column_scales(float (&cm)[N], int SC, bool share,
+                                                    const QParams& p, float (&sc)[N],
+                                                    float (&iv)[N]) {
+  const int lane = threadIdx.x & 31, cpk = lane % SC, r0 = lane / SC;
+  for (int off = SC; off < 32; off <<= 1) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
+  }
+  if (share) {
+    float mine = 0.f;  // absmax of column r0 of this lane's pack (0 for r0 >= N)
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      if (r0 == j) mine = cm[j];
+    }
+    const float s_mine = scale_of(mine, p);
+    const float i_mine = __fdiv_rn(1.f, s_mine);
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      sc[j] = __shfl_sync(0xffffffffu, s_mine, j * SC + cpk);
+      iv[j] = __shfl_sync(0xffffffffu, i_mine, j * SC + cpk);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      sc[j] = scale_of(cm[j], p);
+      iv[j] = __fdiv_rn(1.f, sc[j]);
+    }
+  }
+}
+
 // Groups of B rows along R of x viewed as (outer, R, inner), inner % N == 0 (variant 1). A warp
 // takes a strip of B rows x SC column packs: lane l holds column pack l % SC of rows
 // l / SC + k * (32 / SC), k < NP = B * SC / 32 (each load of the warp reads 32 / SC rows of SC
@@ -890,31 +927,8 @@ __global__ void __launch_bounds__(kThreads, kStripBlocksPerSm)
         }
       }
     }
-    for (int off = SC; off < 32; off <<= 1) {
-#pragma unroll
-      for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
-    }
     float sc[N], iv[N];
-    if constexpr (SH) {
-      float mine = 0.f;  // absmax of column r0 of this lane's pack (0 for r0 >= N)
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        if (r0 == j) mine = cm[j];
-      }
-      const float s_mine = scale_of(mine, p);
-      const float i_mine = __fdiv_rn(1.f, s_mine);
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        sc[j] = __shfl_sync(0xffffffffu, s_mine, j * SC + cpk);
-        iv[j] = __shfl_sync(0xffffffffu, i_mine, j * SC + cpk);
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        sc[j] = scale_of(cm[j], p);
-        iv[j] = __fdiv_rn(1.f, sc[j]);
-      }
-    }
+    strip_column_scales<N>(cm, SC, SH, p, sc, iv);
     if (valid) {
 #pragma unroll
       for (int k = 0; k < NPM; ++k) {
@@ -1022,32 +1036,9 @@ __global__ void __launch_bounds__(kThreads, 2)
       row_s[buf][t] = sc;
       row_i[buf][t] = __fdiv_rn(1.f, sc);
     }
-    // column groups: the whole group is this warp's strip (as strip_kernel with SH)
-    for (int off = SC; off < 32; off <<= 1) {
-#pragma unroll
-      for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], off));
-    }
+    // column groups: the whole group is this warp's strip (as strip_kernel, shared scales)
     float sc[N], iv[N];
-    if (RI >= N) {
-      float mine = 0.f;
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        if (r0 == j) mine = cm[j];
-      }
-      const float s_mine = scale_of(mine, pb);
-      const float i_mine = __fdiv_rn(1.f, s_mine);
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        sc[j] = __shfl_sync(0xffffffffu, s_mine, j * SC + cpk);
-        iv[j] = __shfl_sync(0xffffffffu, i_mine, j * SC + cpk);
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < N; ++j) {
-        sc[j] = scale_of(cm[j], pb);
-        iv[j] = __fdiv_rn(1.f, sc[j]);
-      }
-    }
+    strip_column_scales<N>(cm, SC, RI >= N, pb, sc, iv);
     __syncthreads();  // row scales of this tile are in row_s / row_i [buf]
 #pragma unroll
     for (int k = 0; k < NPM; ++k) {
