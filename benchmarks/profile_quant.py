@@ -24,6 +24,8 @@ from training.quant.kernel import num_kernel_variants, set_kernel_variant  # noq
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=8192, help="rows and columns of the bf16 tensor")
+    ap.add_argument("--variants", default=None,
+                    help="kernel variants to profile, comma-separated (default: all)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("profile_quant needs a CUDA device")
@@ -36,7 +38,8 @@ def main():
         "block 128, dim 0": lambda: quantize(x, "e4m3", 128, dim=0, backend="cuda"),
         "pair, block 128": lambda: quantize_pair(x, pair, pair, backend="cuda"),
     }
-    variants = range(num_kernel_variants())
+    variants = (range(num_kernel_variants()) if args.variants is None
+                else [int(v) for v in args.variants.split(",") if v.strip()])
     for v in variants:  # warm-up: build, first launches, occupancy queries
         set_kernel_variant(v)
         for fn in cases.values():
