@@ -11,6 +11,7 @@ with several seeds, median over configurations) for scale. Losses in nats/token.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,6 +19,14 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
+
+
+def model_name(r) -> str:
+    """The model size name from a record's config (``"3.4m-w512 "``), or "" when absent."""
+    try:
+        return json.loads(r["config"])["model"] + " "
+    except (KeyError, TypeError, ValueError):
+        return ""
 
 
 def join(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -39,8 +48,8 @@ def join(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for i in ids:
         r = ta.loc[i]
-        label = (f"N={float(r['N']):.3g} D={float(r['D']):.3g} {r['format']} B={r['B']} "
-                 f"s{r['seed']}")
+        label = (f"{model_name(r)}N={float(r['N']):.3g} D={float(r['D']):.3g} {r['format']} "
+                 f"B={r['B']} {r['operands']} s{r['seed']}")
         rows.append(dict(run_id=i, label=label, loss_a=float(r["loss"]), gpu_a=gpu(ta, i),
                          loss_b=float(tb.at[i, "loss"]), gpu_b=gpu(tb, i)))
     out = pd.DataFrame(rows, columns=["run_id", "label", "loss_a", "gpu_a", "loss_b", "gpu_b"])
