@@ -16,7 +16,7 @@ from training.quant.linear import QuantLinear
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-VARIANTS = [int(v) for v in os.environ.get("BAYESFP_FQ_TEST_VARIANTS", "0,1,2,3").split(",") if v]
+VARIANTS = [int(v) for v in os.environ.get("BAYESFP_FQ_TEST_VARIANTS", "0,1,2,3,4").split(",") if v]
 
 
 @pytest.fixture(autouse=True, params=VARIANTS, ids=lambda v: f"variant{v}")

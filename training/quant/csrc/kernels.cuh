@@ -52,12 +52,21 @@ namespace detail {
 //      chunk has at most 32 groups), not by every lane that holds part of the group.
 //   3  as 2, with pairs in one read (pair_strip_kernel) where a tile of B rows x bap packs fits
 //      one block of bap / SC warps.
+//   4  row groups as 2 (rows_lane_kernel, shared scales); column groups and pairs as 0
+//      (tile_kernel): the faster kernel of each kind as measured on the H200
+//      (docs/benchmarks.md).
 // Every variant computes the same values (the GPU tests run each against the reference).
 inline int& kernel_variant() {
   static int variant = 0;
   return variant;
 }
-constexpr int kNumVariants = 4;
+constexpr int kNumVariants = 5;
+// row groups of at most 32 packs by rows_lane_kernel (variants 1-4)
+inline bool rows_lane_on() { return kernel_variant() >= 1; }
+// one lane computes each group's scale and shuffles it to the others (variants 2-4)
+inline bool shared_scales_on() { return kernel_variant() >= 2; }
+// column groups by strip_kernel, pairs as two passes or pair_strip_kernel (variants 1-3)
+inline bool strips_on() { return kernel_variant() >= 1 && kernel_variant() <= 3; }
 
 constexpr int kThreads = 256;
 constexpr int kLaneBlocksPerSm = 3;   // rows_lane_kernel: launch bounds, and its grid per SM
@@ -1273,8 +1282,8 @@ void launch_rows(const T* x, OutT* out, int64_t numel, int64_t L, const QParams&
   while (tpg < 32 && P % (tpg * 2) == 0 && P / (tpg * 2) >= 4) tpg *= 2;
   const int64_t npt = P / tpg;
   constexpr int U = 4;  // rounds per chunk of rows_lane_kernel
-  if (kernel_variant() >= 1 && P <= 32 && 32 % P == 0) {
-    const bool share = kernel_variant() >= 2 && P >= U;
+  if (rows_lane_on() && P <= 32 && 32 % P == 0) {
+    const bool share = shared_scales_on() && P >= U;
     with_rm<N>(p.fast, [&](auto rm) {
       constexpr int RM = decltype(rm)::value;
       // one resident wave: the blocks per SM that the launch bounds guarantee (no occupancy
@@ -1413,7 +1422,7 @@ bool launch_strip(const T* x, OutT* out, int64_t outer, int64_t R, int64_t inner
   if (N == 1 || inner % N != 0 || R % B != 0 || !strip_shape(B, &SC, &NP)) return false;
   auto cu = at::cuda::getCurrentCUDAStream();
   const int64_t nstrips = outer * (R / B) * ((inner / N + SC - 1) / SC);
-  const bool share = kernel_variant() >= 2 && 32 / SC >= N;
+  const bool share = shared_scales_on() && 32 / SC >= N;
   with_rm<N>(p.fast, [&](auto rm) {
     constexpr int RM = decltype(rm)::value;
     const int64_t blocks = (nstrips + kThreads / 32 - 1) / (kThreads / 32);
@@ -1548,7 +1557,7 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
     return;
   }
   const bool vec = al && inner % V == 0;
-  if (vec && kernel_variant() >= 1 &&
+  if (vec && strips_on() &&
       launch_strip<T, OutT, V>(xp, op, outer, R, inner, B, p, state, stream))
     return;
   if (vec && launch_tile<T, OutT, V>(xp, nullptr, op, outer, R, inner, static_cast<int>(B), 0, p,
@@ -1597,7 +1606,7 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
   int sc, np;
   // variants 1-3: two passes (rows_lane_kernel along dim 1, strip_kernel along dim 0) instead of
   // one tile pass, when both apply
-  if (kernel_variant() >= 1 && strip_shape(block_b, &sc, &np) && 32 % bap == 0) return false;
+  if (strips_on() && strip_shape(block_b, &sc, &np) && 32 % bap == 0) return false;
   return launch_tile<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
                                  reinterpret_cast<OutT*>(oa.data_ptr()),
                                  reinterpret_cast<OutT*>(ob.data_ptr()), 1, R, C,
