@@ -82,8 +82,10 @@ def fit_command(
                                 help="bayes: run-table column to pool the precision "
                                      "sensitivity over (e.g. operands, granularity, group)."),
     prior: str = typer.Option("default", help="bayes: default, published, or a fit .nc file."),
-    draws: int = typer.Option(1000, min=10, help="bayes: draws per chain."),
-    tune: int = typer.Option(1000, min=10, help="bayes: tuning steps per chain."),
+    draws: int = typer.Option(2000, min=10, help="bayes: draws per chain."),
+    tune: int = typer.Option(2000, min=10, help="bayes: tuning steps per chain (2000: the "
+                                                "shipped runs, pooled over operands, fail the "
+                                                "diagnostics gate with 1000)."),
     chains: int = typer.Option(4, min=1, help="bayes: chains."),
     pooling: str = typer.Option("partial", help="bayes, with --pool-by: partial (hierarchical) "
                                                 "or none (independent group offsets)."),
@@ -314,8 +316,10 @@ def pipeline_command(
                                  help="FLOP budget of the decision. Default: 10x the largest "
                                       "run's 6 N D."),
     formats: str = typer.Option("e2m1,e3m2,e4m3,bf16", help="Candidate formats of the decision."),
-    draws: int = typer.Option(1000, min=100, help="Draws per chain."),
-    tune: int = typer.Option(1000, min=100, help="Tuning steps per chain."),
+    draws: int = typer.Option(2000, min=100, help="Draws per chain."),
+    tune: int = typer.Option(2000, min=100, help="Tuning steps per chain (2000: the shipped "
+                                                 "runs, pooled over operands, fail the "
+                                                 "diagnostics gate with 1000)."),
     chains: int = typer.Option(4, min=1, help="Chains."),
     holdout: bool = typer.Option(True, "--holdout/--no-holdout",
                                  help="Held-out extrapolation check in the report (one more fit)."),
