@@ -379,18 +379,31 @@ __device__ __forceinline__ float pack_absmax_inf(const Pack<T, N>& v) {
   return m;
 }
 
+// Bits of a 2 x 16-bit vector type as one 32-bit word.
+template <typename V2>
+__device__ __forceinline__ uint32_t word_of(const V2& h) {
+  static_assert(sizeof(V2) == 4, "two 16-bit halves");
+  uint32_t u;
+  memcpy(&u, &h, 4);
+  return u;
+}
+
+// Store N converted values as one vector store. The 16-bit types go through 32-bit words: a
+// pack of __nv_bfloat162 / __half2 (classes with their own assignment) is copied member by
+// member, i.e. as N / 2 separate 32-bit stores, where a pack of words is one 8- or 16-byte
+// store (STG.E.64 / STG.E.128).
 template <typename OutT, int N>
 __device__ __forceinline__ void store_pack(const float (&q)[N], OutT* dst) {
   if constexpr (std::is_same<OutT, __nv_bfloat16>::value && N % 2 == 0) {
-    Pack<__nv_bfloat162, N / 2> o;  // one cvt.rn.bf16x2.f32 per two elements
+    Pack<uint32_t, N / 2> o;  // one cvt.rn.bf16x2.f32 per two elements
 #pragma unroll
-    for (int j = 0; j < N / 2; ++j) o.v[j] = __floats2bfloat162_rn(q[2 * j], q[2 * j + 1]);
-    *reinterpret_cast<Pack<__nv_bfloat162, N / 2>*>(dst) = o;
+    for (int j = 0; j < N / 2; ++j) o.v[j] = word_of(__floats2bfloat162_rn(q[2 * j], q[2 * j + 1]));
+    *reinterpret_cast<Pack<uint32_t, N / 2>*>(dst) = o;
   } else if constexpr (std::is_same<OutT, __half>::value && N % 2 == 0) {
-    Pack<__half2, N / 2> o;
+    Pack<uint32_t, N / 2> o;
 #pragma unroll
-    for (int j = 0; j < N / 2; ++j) o.v[j] = __floats2half2_rn(q[2 * j], q[2 * j + 1]);
-    *reinterpret_cast<Pack<__half2, N / 2>*>(dst) = o;
+    for (int j = 0; j < N / 2; ++j) o.v[j] = word_of(__floats2half2_rn(q[2 * j], q[2 * j + 1]));
+    *reinterpret_cast<Pack<uint32_t, N / 2>*>(dst) = o;
   } else {
     Pack<OutT, N> o;
 #pragma unroll
