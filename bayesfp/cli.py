@@ -4,7 +4,10 @@ Each subcommand parses its arguments, calls library functions and prints through
 ``bayesfp.console``; everything it does can also be done from Python. Bad user input is raised as
 ``ValueError`` (``RunTableError`` is one) or ``OSError``; ``main`` prints it as one red
 ``error: ...`` line on stderr (a run table error lists its problems below) and exits with status
-2, never with a traceback. Set ``BAYESFP_DEBUG=1`` to see the traceback instead.
+2, never with a traceback. A ``ValueError`` raised inside a library underneath (numpy, pandas,
+PyMC, ...) rather than by bayesfp's own checks is a bug, not bad input: it is printed as
+``internal error: ...`` with a request to report it, exit status 1. Set ``BAYESFP_DEBUG=1`` to
+see the traceback instead.
 
 Adding a subcommand: write a function under "Subcommands" decorated with ``@app.command("name")``
 whose docstring is its ``--help`` text.
@@ -22,7 +25,11 @@ from bayesfp.console import console, err_console
 # Exit status for bad user input (the same as a usage error).
 EXIT_USER_ERROR = 2
 
-# Exceptions that mean bad user input rather than a bug.
+# Exit status for an error that is a bug rather than bad input.
+EXIT_INTERNAL_ERROR = 1
+
+# Exceptions that mean bad user input rather than a bug (a ValueError only when bayesfp raised it
+# itself: see _raised_by_bayesfp).
 USER_ERRORS = (ValueError, OSError)
 
 app = typer.Typer(
@@ -484,12 +491,28 @@ def _error_lines(exc):
     return text.splitlines() if text else [type(exc).__name__]
 
 
-def _print_error(exc):
+def _print_error(exc, prefix="error"):
     lines = _error_lines(exc)
     options = {"markup": False, "highlight": False, "soft_wrap": True}
-    err_console.print(f"error: {lines[0]}", style="bold red", **options)
+    err_console.print(f"{prefix}: {lines[0]}", style="bold red", **options)
     for line in lines[1:]:
         err_console.print(line, style="red", **options)
+
+
+def _raised_by_bayesfp(exc) -> bool:
+    """Whether the innermost Python frame of ``exc``'s traceback is bayesfp's own code (a check
+    of the user's input) rather than a library underneath; True without a traceback."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0] == "bayesfp"
+
+
+def _is_user_error(exc) -> bool:
+    """OSError (files) always; ValueError when bayesfp raised it."""
+    return isinstance(exc, OSError) or _raised_by_bayesfp(exc)
 
 
 def main(argv=None):
@@ -503,15 +526,23 @@ def main(argv=None):
     Notes
     -----
     Exits with status 0 on success, 2 on bad input (one ``error:`` line on stderr, no
-    traceback) or a usage error.
+    traceback) or a usage error, 1 on a ValueError from a library underneath (an internal
+    error: a bug).
     """
     try:
         app(args=argv, prog_name="bayesfp")
     except USER_ERRORS as exc:
         if os.environ.get("BAYESFP_DEBUG") == "1":
             raise
-        _print_error(exc)
-        sys.exit(EXIT_USER_ERROR)
+        if _is_user_error(exc):
+            _print_error(exc)
+            sys.exit(EXIT_USER_ERROR)
+        _print_error(exc, prefix=f"internal error ({type(exc).__name__})")
+        err_console.print("this is a bug in bayesfp, not a problem with your input: please "
+                          "report it with the output of the same command run with "
+                          "BAYESFP_DEBUG=1", style="red", markup=False, highlight=False,
+                          soft_wrap=True)
+        sys.exit(EXIT_INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

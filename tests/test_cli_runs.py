@@ -176,3 +176,43 @@ def test_cli_and_run_table_do_not_import_torch():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def _numpy_fails(*args, **kwargs):
+    import numpy as np
+
+    return np.zeros(3).reshape(2, 2)  # ValueError raised inside numpy
+
+
+def test_value_error_from_a_library_is_an_internal_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("bayesfp.runs.validate_runs", _numpy_fails)
+    monkeypatch.delenv("BAYESFP_DEBUG", raising=False)
+    code, _, err = run_cli(["runs", str(write(tmp_path, GOOD_ROWS))], capsys)
+    assert code == 1
+    first = err.strip().splitlines()[0]
+    assert first.startswith("internal error (ValueError): ") and "reshape" in first
+    assert "bug in bayesfp" in err and "BAYESFP_DEBUG=1" in err
+    assert "Traceback" not in err
+
+
+def test_value_error_from_bayesfp_is_a_user_error(tmp_path, capsys, monkeypatch):
+    from bayesfp.runs import schema
+
+    def check(*args, **kwargs):  # a bayesfp frame raises: code compiled under bayesfp's name
+        ns = {"__name__": "bayesfp.runs.schema"}
+        exec("def f():\n    raise ValueError('N: must be positive')", ns)
+        ns["f"]()
+
+    assert schema.__name__.startswith("bayesfp")
+    monkeypatch.setattr("bayesfp.runs.validate_runs", check)
+    monkeypatch.delenv("BAYESFP_DEBUG", raising=False)
+    code, _, err = run_cli(["runs", str(write(tmp_path, GOOD_ROWS))], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == ["error: N: must be positive"]
+
+
+def test_debug_shows_the_traceback_of_an_internal_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("bayesfp.runs.validate_runs", _numpy_fails)
+    monkeypatch.setenv("BAYESFP_DEBUG", "1")
+    with pytest.raises(ValueError, match="reshape"):
+        main(["runs", str(write(tmp_path, GOOD_ROWS))])
