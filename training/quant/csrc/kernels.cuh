@@ -379,6 +379,32 @@ __device__ __forceinline__ float pack_absmax_inf(const Pack<T, N>& v) {
   return m;
 }
 
+// Absmaxes of a thread's first NP packs of v: cm[j] over element j of every pack (a column),
+// rm[k] over pack k (a row). FIN: Inf left out (fin_abs), for the rare re-pass over a tile that
+// holds one; otherwise Inf kept and reported: the result is whether any pack holds an Inf. NaN
+// is ignored by fmaxf either way.
+template <bool FIN, typename T, int N, int NPM>
+__device__ __forceinline__ bool packs_absmax(const Pack<T, N> (&v)[NPM], int NP, float (&cm)[N],
+                                             float (&rm)[NPM]) {
+  bool has_inf = false;
+#pragma unroll
+  for (int j = 0; j < N; ++j) cm[j] = 0.f;
+#pragma unroll
+  for (int k = 0; k < NPM; ++k) {
+    rm[k] = 0.f;
+    if (k < NP) {
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        const float a = FIN ? fin_abs(to_f(v[k].v[j])) : fabsf(to_f(v[k].v[j]));
+        cm[j] = fmaxf(cm[j], a);
+        rm[k] = fmaxf(rm[k], a);
+      }
+      has_inf |= rm[k] > FLT_MAX;
+    }
+  }
+  return has_inf;
+}
+
 // Bits of a 2 x 16-bit vector type as one 32-bit word.
 template <typename V2>
 __device__ __forceinline__ uint32_t word_of(const V2& h) {
@@ -762,41 +788,13 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
       }
     }
     float cm[N], rm[NPM];
-#pragma unroll
-    for (int j = 0; j < N; ++j) cm[j] = 0.f;
-    bool has_inf = false;
-#pragma unroll
-    for (int k = 0; k < NPM; ++k) {
-      rm[k] = 0.f;
-      if (k < NP) {
-#pragma unroll
-        for (int j = 0; j < N; ++j) {
-          const float a = fabsf(to_f(v[k].v[j]));  // NaN is ignored by fmaxf
-          cm[j] = fmaxf(cm[j], a);
-          rm[k] = fmaxf(rm[k], a);
-        }
-        has_inf |= rm[k] > FLT_MAX;
-      }
-    }
+    const bool has_inf = packs_absmax<false>(v, NP, cm, rm);
     // has_inf depends on every element of v, so the staging slots have been read: refill them
     // with the next tile (the barrier also keeps the compiler from hoisting this above the reads)
     const bool any_inf = __syncthreads_or(has_inf);
     if (staged && tile + gridDim.x < ntiles) prefetch(tile + gridDim.x);
     if (any_inf) {  // rare: the tile holds an Inf, which no absmax may see
-#pragma unroll
-      for (int j = 0; j < N; ++j) cm[j] = 0.f;
-#pragma unroll
-      for (int k = 0; k < NPM; ++k) {
-        rm[k] = 0.f;
-        if (k < NP) {
-#pragma unroll
-          for (int j = 0; j < N; ++j) {
-            const float a = fin_abs(to_f(v[k].v[j]));
-            cm[j] = fmaxf(cm[j], a);
-            rm[k] = fmaxf(rm[k], a);
-          }
-        }
-      }
+      packs_absmax<true>(v, NP, cm, rm);
     }
     if (out_b != nullptr) {
       for (int off = PC; off < 32; off <<= 1) {
@@ -1003,22 +1001,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       if (k < NP) v[k] = *reinterpret_cast<const PackT*>(x + base + k * rstride);
     }
     float cm[N], rm[NPM];
-    bool has_inf = false;
-#pragma unroll
-    for (int j = 0; j < N; ++j) cm[j] = 0.f;
-#pragma unroll
-    for (int k = 0; k < NPM; ++k) {
-      rm[k] = 0.f;
-      if (k < NP) {
-#pragma unroll
-        for (int j = 0; j < N; ++j) {
-          const float a = fabsf(to_f(v[k].v[j]));  // NaN is ignored by fmaxf
-          cm[j] = fmaxf(cm[j], a);
-          rm[k] = fmaxf(rm[k], a);
-        }
-        has_inf |= rm[k] > FLT_MAX;
-      }
-    }
+    const bool has_inf = packs_absmax<false>(v, NP, cm, rm);
     // row partials of this warp: combine the SC lanes of each row, one lane writes them
     auto put_rows = [&]() {
 #pragma unroll
@@ -1037,20 +1020,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     };
     put_rows();
     if (__syncthreads_or(has_inf)) {  // rare: the tile holds an Inf, which no absmax may see
-#pragma unroll
-      for (int j = 0; j < N; ++j) cm[j] = 0.f;
-#pragma unroll
-      for (int k = 0; k < NPM; ++k) {
-        rm[k] = 0.f;
-        if (k < NP) {
-#pragma unroll
-          for (int j = 0; j < N; ++j) {
-            const float a = fin_abs(to_f(v[k].v[j]));
-            cm[j] = fmaxf(cm[j], a);
-            rm[k] = fmaxf(rm[k], a);
-          }
-        }
-      }
+      packs_absmax<true>(v, NP, cm, rm);
       put_rows();
       __syncthreads();
     }
