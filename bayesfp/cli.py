@@ -25,6 +25,12 @@ from bayesfp.console import console, err_console
 # Exit status for bad user input (the same as a usage error).
 EXIT_USER_ERROR = 2
 
+# Posterior sampling defaults of `fit --method bayes` and `pipeline`, per chain.
+DRAWS = 2000
+TUNE = 2000
+TUNE_HELP = ("tuning steps per chain (2000: the shipped runs, pooled over operands, fail the "
+             "diagnostics gate with 1000).")
+
 # Exit status for an error that is a bug rather than bad input.
 EXIT_INTERNAL_ERROR = 1
 
@@ -89,10 +95,8 @@ def fit_command(
                                 help="bayes: run-table column to pool the precision "
                                      "sensitivity over (e.g. operands, granularity, group)."),
     prior: str = typer.Option("default", help="bayes: default, published, or a fit .nc file."),
-    draws: int = typer.Option(2000, min=10, help="bayes: draws per chain."),
-    tune: int = typer.Option(2000, min=10, help="bayes: tuning steps per chain (2000: the "
-                                                "shipped runs, pooled over operands, fail the "
-                                                "diagnostics gate with 1000)."),
+    draws: int = typer.Option(DRAWS, min=10, help="bayes: draws per chain."),
+    tune: int = typer.Option(TUNE, min=10, help="bayes: " + TUNE_HELP),
     chains: int = typer.Option(4, min=1, help="bayes: chains."),
     pooling: str = typer.Option("partial", help="bayes, with --pool-by: partial (hierarchical) "
                                                 "or none (independent group offsets)."),
@@ -323,10 +327,8 @@ def pipeline_command(
                                  help="FLOP budget of the decision. Default: 10x the largest "
                                       "run's 6 N D."),
     formats: str = typer.Option("e2m1,e3m2,e4m3,bf16", help="Candidate formats of the decision."),
-    draws: int = typer.Option(2000, min=100, help="Draws per chain."),
-    tune: int = typer.Option(2000, min=100, help="Tuning steps per chain (2000: the shipped "
-                                                 "runs, pooled over operands, fail the "
-                                                 "diagnostics gate with 1000)."),
+    draws: int = typer.Option(DRAWS, min=100, help="Draws per chain."),
+    tune: int = typer.Option(TUNE, min=100, help=TUNE_HELP[0].upper() + TUNE_HELP[1:]),
     chains: int = typer.Option(4, min=1, help="Chains."),
     holdout: bool = typer.Option(True, "--holdout/--no-holdout",
                                  help="Held-out extrapolation check in the report (one more fit)."),
