@@ -18,7 +18,7 @@
 # seven files come back (checks.txt, bench.txt, quant_bench.json, train.json with the training
 # rows of every variant, ncu.txt from benchmarks/profile_quant.py under Nsight Compute, the
 # table and its log). The GPU tests that gate the sweep check the kernel variant it uses
-# ($BAYESFP_FQ_VARIANT, default 4).
+# ($BAYESFP_FQ_VARIANT, default 5).
 set -uo pipefail
 
 if [ $# -lt 3 ]; then
@@ -40,11 +40,11 @@ fi
 CHECKS="$OUTDIR/checks.txt"
 $PY -c "from training.quant.kernel import load_extension; load_extension()" > "$CHECKS" 2>&1
 echo "kernel build rc=$? at $(elapsed) s"
-BAYESFP_FQ_TEST_VARIANTS=${BAYESFP_FQ_VARIANT:-4} $PY -m pytest tests/test_quant_cuda.py \
+BAYESFP_FQ_TEST_VARIANTS=${BAYESFP_FQ_VARIANT:-5} $PY -m pytest tests/test_quant_cuda.py \
     tests/test_quant_linear.py -q -p no:cacheprovider --noconftest >> "$CHECKS" 2>&1
 rc=$?
 tail -1 "$CHECKS"
-echo "GPU tests (kernel variant ${BAYESFP_FQ_VARIANT:-4}) rc=$rc at $(elapsed) s"
+echo "GPU tests (kernel variant ${BAYESFP_FQ_VARIANT:-5}) rc=$rc at $(elapsed) s"
 if [ $rc -ne 0 ]; then
     echo "the kernel fails its GPU tests: no sweep (see $CHECKS)"
     exit 1
@@ -53,7 +53,8 @@ if [ "${BENCH:-0}" = 1 ]; then
     # every kernel variant against the reference, each in a process of its own (a fault in one
     # variant leaves the CUDA context of the others intact); only those that pass are timed
     passed=()
-    for v in 0 1 2 3 4; do
+    nvar=$($PY -c "from training.quant.kernel import num_kernel_variants; print(num_kernel_variants())")
+    for v in $(seq 0 $(( nvar - 1 ))); do
         echo "== GPU tests, kernel variant $v" >> "$CHECKS"
         BAYESFP_FQ_TEST_VARIANTS=$v $PY -m pytest tests/test_quant_cuda.py -q \
             -p no:cacheprovider --noconftest >> "$CHECKS" 2>&1
@@ -67,11 +68,11 @@ if [ "${BENCH:-0}" = 1 ]; then
         --reps 30 > "$BENCH_LOG" 2>&1
     echo "kernel benchmark (variants $variants) done at $(elapsed) s"
     mkdir -p out/bench
-    # variant 4 (the default): every size and mode; the others: the quantized mode on four
+    # variant 5 (the default): every size and mode; the others: the quantized mode on four
     # sizes (26m is the size whose quantization overhead docs/benchmarks.md tracks)
     for v in "${passed[@]}"; do
         args=(--modes "e4m3 B128 all graph" --sizes 1.7m,3.4m,11m,26m)
-        [ $v = 4 ] && args=(--modes "bf16 eager,bf16 graph,e4m3 B128 all graph")
+        [ $v = 5 ] && args=(--modes "bf16 eager,bf16 graph,e4m3 B128 all graph")
         echo "== bench_train, kernel variant $v" >> "$BENCH_LOG"
         BAYESFP_FQ_VARIANT=$v $PY benchmarks/bench_train.py "${args[@]}" \
             --out "out/bench/train_v$v.json" >> "$BENCH_LOG" 2>&1

@@ -16,7 +16,8 @@ from training.quant.linear import QuantLinear
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-VARIANTS = [int(v) for v in os.environ.get("BAYESFP_FQ_TEST_VARIANTS", "0,1,2,3,4").split(",") if v]
+VARIANTS = [int(v) for v in os.environ.get("BAYESFP_FQ_TEST_VARIANTS", "0,1,2,3,4,5").split(",")
+            if v]
 
 
 @pytest.fixture(autouse=True, params=VARIANTS, ids=lambda v: f"variant{v}")
@@ -46,7 +47,11 @@ CASES = [((64, 256), -1, 8), ((64, 256), -1, 32), ((32, 512), -1, 128), ((16, 20
          # column kernels (groups along a non-last dim too long for a register tile): several
          # chunks per group, several groups, outer > 1, partial column blocks, scalar packs
          ((6144, 16), 0, "channel"), ((6144, 48), 0, 3072), ((3, 4200, 8), 1, 4200),
-         ((3000, 13), 0, "channel"), ((2, 5000, 3), 1, "channel"), ((4096, 264), 0, "channel")]
+         ((3000, 13), 0, "channel"), ((2, 5000, 3), 1, "channel"), ((4096, 264), 0, "channel"),
+         # 2-D tiles of B x 128 (variant 5's square_kernel for 16-bit types): one tile, several,
+         # and more tiles than the grid has blocks (the next tile copied in while one is
+         # quantized)
+         ((128, 128), 0, 128), ((512, 384), 0, 128), ((1024, 256), 0, 64), ((2048, 640), 0, 32)]
 
 
 def adversarial(shape, dtype, seed):
@@ -116,9 +121,10 @@ def test_fast_path_formats_equal_reference(dtype):
     sp = special_values(dtype)
     rnd = (torch.randn(4096, generator=g) * torch.exp(torch.randn(4096, generator=g) * 4))
     flat = torch.cat([sp, rnd.to(dtype)])
-    flat = flat[: flat.numel() // 64 * 64]
+    flat = flat[: flat.numel() // 4096 * 4096]
     for gran, dim, shape in [(None, -1, (-1, 64)), (32, -1, (-1, 64)), (8, 0, (-1, 64)),
-                             ("channel", 0, (-1, 64)), ("tensor", -1, (-1, 64))]:
+                             ("channel", 0, (-1, 64)), ("tensor", -1, (-1, 64)),
+                             (32, 0, (-1, 128))]:
         x = flat.reshape(shape).cuda()
         for fmt in FAST_FORMATS:
             for scale in ("fp32", "pow2"):
@@ -156,7 +162,8 @@ def test_kernel_non_contiguous_input():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("ba,bb,shape", [(128, 128, (512, 384)), (32, 64, (256, 96)),
                                          (16, 16, (64, 48)), (8, 3, (24, 40)),
-                                         (128, 1024, (2048, 256))])
+                                         (128, 1024, (2048, 256)), (128, 128, (1024, 640)),
+                                         (64, 64, (512, 256)), (32, 32, (2048, 640))])
 def test_pair_equals_two_references(ba, bb, shape, dtype):
     x = adversarial(shape, dtype, seed=ba + bb).cuda()
     seed = torch.tensor([9, 2], dtype=torch.int64, device="cuda")
@@ -165,6 +172,29 @@ def test_pair_equals_two_references(ba, bb, shape, dtype):
         a, b = quantize_pair(x, qa, qb, seed=seed, streams=(3, 4), backend="cuda")
         assert_same(a, quantize_reference(x.cpu(), fa, ba, 1, "fp32", seed.cpu(), 3))
         assert_same(b, quantize_reference(x.cpu(), fb, bb, 0, "pow2", seed.cpu(), 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_tiles_with_nan_inf_and_zero_lines(dtype):
+    # whole rows and columns of NaN, of zeros, an Inf in a column: the absmax of a line of NaN is
+    # that of zeros (scale 1); an Inf enters no absmax and saturates
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(256, 384, generator=g) * 3
+    x[:, 5] = float("nan")
+    x[7, :] = float("nan")
+    x[:, 11] = 0.0
+    x[20, :] = 0.0
+    x[40, 9] = float("inf")
+    x[41, 130] = -float("inf")
+    x[:, 200] = float("nan")
+    x[3, 200] = 2.0
+    x = x.to(dtype).cuda()
+    q = OperandQuant("e4m3", 128)
+    a, b = quantize_pair(x, q, q, backend="cuda")
+    assert_same(a, quantize_reference(x.cpu(), "e4m3", 128, 1))
+    assert_same(b, quantize_reference(x.cpu(), "e4m3", 128, 0))
+    assert_same(quantize(x, "e4m3", 64, dim=0, backend="cuda"),
+                quantize_reference(x.cpu(), "e4m3", 64, 0))
 
 
 def test_cuda_graph_capture():

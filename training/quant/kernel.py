@@ -10,7 +10,7 @@ behind, which would make every later load wait forever; the build therefore runs
 
 Some shapes have several implementations (kernel variants, ``csrc/kernels.cuh``) that give the
 same values; :func:`set_kernel_variant` picks one for the process, and ``$BAYESFP_FQ_VARIANT``
-sets it when the extension loads (default 4). ``benchmarks/bench_quant.py --variants`` times them
+sets it when the extension loads (default 5). ``benchmarks/bench_quant.py --variants`` times them
 side by side (``docs/benchmarks.md``).
 
 The ops ``bayesfp::fake_quant`` and ``bayesfp::fake_quant_pair`` have fake implementations, so

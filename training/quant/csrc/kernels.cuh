@@ -17,6 +17,9 @@
 //                      shared memory; optionally also row groups of the same tile (pair output).
 //   strip_kernel       (variant 1) groups of at most 128 rows along a non-last dim: one warp per
 //                      strip of B rows x 2..32 column packs, shuffles only, no shared memory.
+//   square_kernel      (variant 5) column groups, optionally with row groups (pair output), of a
+//                      2-D 16-bit tensor in B x 128 tiles whose every size is a compile-time
+//                      constant: the next tile copied to shared memory while one is quantized.
 //   pair_strip_kernel  (variant 3) both groupings of a 2-D tensor in one read: warps of column
 //                      strips, row maxima through shared memory, two barriers per tile.
 //   amax_all_kernel + apply_kernel   tensor-wise: device-side absmax, scale read by pointer.
@@ -55,18 +58,24 @@ namespace detail {
 //   4  row groups as 2 (rows_lane_kernel, shared scales); column groups and pairs as 0
 //      (tile_kernel): the faster kernel of each kind as measured on the H200
 //      (docs/benchmarks.md).
+//   5  (default) row groups as 0 (rows_warp_kernel); column groups of 32, 64 or 128 rows and
+//      pairs of equal blocks of a 2-D 16-bit tensor whose shape tiles (rows a multiple of B,
+//      columns of 128) by square_kernel with nearest-even rounding; the rest as 0. The fastest
+//      of each kind on the H200 (docs/benchmarks.md).
 // Every variant computes the same values (the GPU tests run each against the reference).
 inline int& kernel_variant() {
-  static int variant = 4;
+  static int variant = 5;
   return variant;
 }
-constexpr int kNumVariants = 5;
+constexpr int kNumVariants = 6;
 // row groups of at most 32 packs by rows_lane_kernel (variants 1-4)
-inline bool rows_lane_on() { return kernel_variant() >= 1; }
+inline bool rows_lane_on() { return kernel_variant() >= 1 && kernel_variant() <= 4; }
 // one lane computes each group's scale and shuffles it to the others (variants 2-4)
-inline bool shared_scales_on() { return kernel_variant() >= 2; }
+inline bool shared_scales_on() { return kernel_variant() >= 2 && kernel_variant() <= 4; }
 // column groups by strip_kernel, pairs as two passes or pair_strip_kernel (variants 1-3)
 inline bool strips_on() { return kernel_variant() >= 1 && kernel_variant() <= 3; }
+// column groups and pairs of 2-D 16-bit tensors by square_kernel where the shape tiles (5)
+inline bool squares_on() { return kernel_variant() == 5; }
 
 constexpr int kThreads = 256;
 constexpr int kLaneBlocksPerSm = 3;   // rows_lane_kernel: launch bounds, and its grid per SM
@@ -401,6 +410,47 @@ __device__ __forceinline__ bool packs_absmax(const Pack<T, N> (&v)[NPM], int NP,
       }
       has_inf |= rm[k] > FLT_MAX;
     }
+  }
+  return has_inf;
+}
+
+// Halves of a 2 x 16-bit vector.
+__device__ __forceinline__ __half low_half(__half2 h) { return __low2half(h); }
+__device__ __forceinline__ __half high_half(__half2 h) { return __high2half(h); }
+__device__ __forceinline__ __nv_bfloat16 low_half(__nv_bfloat162 h) { return __low2bfloat16(h); }
+__device__ __forceinline__ __nv_bfloat16 high_half(__nv_bfloat162 h) {
+  return __high2bfloat16(h);
+}
+
+// packs_absmax for 16-bit elements on packed pairs (abs and max of two halves per instruction,
+// no conversion to float32 until the maxima): the max of bf16 / fp16 values is exact and, as
+// fmaxf, max.bf16x2 / max.f16x2 return the other operand when one is NaN. Same results as
+// packs_absmax<false>, including the Inf report.
+template <typename T, int NP>
+__device__ __forceinline__ bool packs_absmax_x2(const Pack<T, 8> (&v)[NP], float (&cm)[8],
+                                                float (&rm)[NP]) {
+  using V2 = typename std::conditional<std::is_same<T, __half>::value, __half2,
+                                       __nv_bfloat162>::type;
+  V2 c[4];
+  bool has_inf = false;
+#pragma unroll
+  for (int k = 0; k < NP; ++k) {
+    V2 a[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      V2 w;
+      memcpy(&w, &v[k].v[2 * i], sizeof(V2));
+      a[i] = __habs2(w);
+      c[i] = k == 0 ? a[i] : __hmax2(c[i], a[i]);
+    }
+    const V2 r = __hmax2(__hmax2(a[0], a[1]), __hmax2(a[2], a[3]));
+    rm[k] = fmaxf(fmaxf(0.f, to_f(low_half(r))), to_f(high_half(r)));  // all-NaN: 0
+    has_inf |= rm[k] > FLT_MAX;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    cm[2 * i] = fmaxf(0.f, to_f(low_half(c[i])));
+    cm[2 * i + 1] = fmaxf(0.f, to_f(high_half(c[i])));
   }
   return has_inf;
 }
@@ -850,6 +900,112 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
       }
       __syncthreads();  // part / col_s are rewritten by the next tile
     }
+  }
+}
+
+// Column groups of B rows, optionally with row groups of B columns of the same tile (pair
+// output), for a 2-D tensor of 16-bit elements whose shape tiles exactly (variant 5): every size
+// is fixed at compile time. A tile is B rows x 128 columns (16 packs of 8 per row); thread t holds
+// column pack c = t % 16 of rows t / 16 + 16 k, k < B / 16. Row groups (out_a) are B / 8 lanes of
+// one half-warp: absmax by shuffles, each group's scale computed by one of its lanes and shuffled
+// to the others. Column groups (out_b): one shuffle combines the two half-warps, shared memory the
+// eight warps, and one thread per column computes its scale and reciprocal. Two barriers per
+// tile. Each thread copies its own packs of the next tile to shared memory with cp.async while it
+// quantizes the current one (it only ever reads the slots it wrote: no barrier for those). An Inf
+// only changes the absmax of the thread that holds it, so its re-pass is thread-local.
+template <int RM, typename T, typename OutT, int B, bool ROWS>
+__global__ void __launch_bounds__(256, 2)
+    square_kernel(const T* __restrict__ x, OutT* __restrict__ out_a, OutT* __restrict__ out_b,
+                  int64_t C, int tiles_c, int ntiles, QParams pa, QParams pb,
+                  const int64_t* state, int stream_a, int stream_b) {
+  constexpr int N = 8, TT = 256, PC = 16, RSTEP = TT / PC, NP = B / RSTEP, G = B / N;
+  static_assert(sizeof(T) == 2 && B % RSTEP == 0 && B <= 128 && NP <= G, "square tile shape");
+  using PackT = Pack<T, N>;
+  __shared__ __align__(16) unsigned char stage_raw[NP * TT * sizeof(PackT)];
+  __shared__ __align__(16) float part[TT / 32][PC * N];
+  __shared__ __align__(16) float col_s[PC * N];
+  __shared__ __align__(16) float col_i[PC * N];
+  PackT* stage = reinterpret_cast<PackT*>(stage_raw);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int cp = tid % PC, r0 = tid / PC;
+  const int64_t kstride = static_cast<int64_t>(RSTEP) * C;  // elements between a thread's packs
+  auto offset = [&](int t) {  // flat index of this thread's first element of tile t
+    const int rt = t / tiles_c, ct = t - rt * tiles_c;
+    return (static_cast<int64_t>(rt) * B + r0) * C + ct * (PC * N) + cp * N;
+  };
+  auto prefetch = [&](int t) {
+    const T* src = x + offset(t);
+#pragma unroll
+    for (int k = 0; k < NP; ++k) cp_async16(stage + k * TT + tid, src + k * kstride);
+    cp_async_commit();
+  };
+  if (blockIdx.x < ntiles) prefetch(blockIdx.x);
+  for (int t = blockIdx.x; t < ntiles; t += gridDim.x) {
+    const int64_t base = offset(t);
+    cp_async_wait_all();
+    PackT v[NP];
+#pragma unroll
+    for (int k = 0; k < NP; ++k) v[k] = stage[k * TT + tid];
+    float cm[N], rm[NP];
+    const bool has_inf = packs_absmax_x2<T, NP>(v, cm, rm);
+    if (has_inf) packs_absmax<true>(v, NP, cm, rm);
+    // has_inf depends on every element of v: once it is in a register, the slots are read and
+    // the next tile may overwrite them (the asm keeps the compiler from issuing the copies first)
+    asm volatile("" ::"r"(static_cast<int>(has_inf)) : "memory");
+    if (t + static_cast<int>(gridDim.x) < ntiles) prefetch(t + gridDim.x);
+    // column maxima of this warp: lanes l and l + 16 hold the same column pack
+#pragma unroll
+    for (int j = 0; j < N; ++j) cm[j] = fmaxf(cm[j], __shfl_xor_sync(0xffffffffu, cm[j], 16));
+    if (lane < PC) {
+      float4* dst = reinterpret_cast<float4*>(&part[warp][cp * N]);
+      dst[0] = make_float4(cm[0], cm[1], cm[2], cm[3]);
+      dst[1] = make_float4(cm[4], cm[5], cm[6], cm[7]);
+    }
+    if constexpr (ROWS) {
+#pragma unroll
+      for (int k = 0; k < NP; ++k) {
+#pragma unroll
+        for (int off = G / 2; off > 0; off >>= 1)
+          rm[k] = fmaxf(rm[k], __shfl_xor_sync(0xffffffffu, rm[k], off));
+      }
+      // lane j of each group computes the scale of the group's row k = j (NP <= G lanes)
+      const int j = cp % G, first = lane - j;
+      float m = rm[0];
+#pragma unroll
+      for (int k = 1; k < NP; ++k) m = j == k ? rm[k] : m;
+      const float sc = scale_of(m, pa);
+      const float iv = __fdiv_rn(1.f, sc);
+#pragma unroll
+      for (int k = 0; k < NP; ++k) {
+        const float s = __shfl_sync(0xffffffffu, sc, first + k);
+        const float i = __shfl_sync(0xffffffffu, iv, first + k);
+        quant_store<RM, T, OutT, N>(v[k], s, i, pa, state, stream_a, base + k * kstride, out_a);
+      }
+    }
+    __syncthreads();
+    if (tid < PC * N) {
+      float m = part[0][tid];
+#pragma unroll
+      for (int w = 1; w < TT / 32; ++w) m = fmaxf(m, part[w][tid]);
+      const float s = scale_of(m, pb);
+      col_s[tid] = s;
+      col_i[tid] = __fdiv_rn(1.f, s);
+    }
+    __syncthreads();
+    float sc[N], iv[N];
+    {
+      const float4* s4 = reinterpret_cast<const float4*>(&col_s[cp * N]);
+      const float4* i4 = reinterpret_cast<const float4*>(&col_i[cp * N]);
+      const float4 s0 = s4[0], s1 = s4[1], i0 = i4[0], i1 = i4[1];
+      sc[0] = s0.x; sc[1] = s0.y; sc[2] = s0.z; sc[3] = s0.w;
+      sc[4] = s1.x; sc[5] = s1.y; sc[6] = s1.z; sc[7] = s1.w;
+      iv[0] = i0.x; iv[1] = i0.y; iv[2] = i0.z; iv[3] = i0.w;
+      iv[4] = i1.x; iv[5] = i1.y; iv[6] = i1.z; iv[7] = i1.w;
+    }
+#pragma unroll
+    for (int k = 0; k < NP; ++k)
+      quant_store_each<RM, T, OutT, N>(v[k], sc, iv, pb, state, stream_b, base + k * kstride,
+                                       out_b);
   }
 }
 
@@ -1387,6 +1543,47 @@ bool launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R,
   return true;
 }
 
+// square_kernel (variant 5) for a 2-D tensor of R x C 16-bit elements: column groups of B rows
+// (out_b), with out_a also row groups of B columns. False when it does not apply (another
+// variant, rounding other than the nearest-even fast path, B not 32, 64 or 128, R not a multiple
+// of B, C not a multiple of 128); the caller then uses tile_kernel.
+template <typename T, typename OutT, int N>
+bool launch_square(const T* x, OutT* out_a, OutT* out_b, int64_t R, int64_t C, int64_t B,
+                   const QParams& pa, const QParams& pb, const int64_t* state, int stream_a,
+                   int stream_b) {
+  if constexpr (N != 8 || sizeof(T) != 2) {
+    return false;
+  } else {
+    if (!squares_on() || !pb.fast || (out_a != nullptr && !pa.fast)) return false;
+    if ((B != 32 && B != 64 && B != 128) || R % B != 0 || C % 128 != 0) return false;
+    const int64_t tiles_c = C / 128, ntiles = (R / B) * tiles_c;
+    if (ntiles == 0) return false;
+    const int64_t cap = static_cast<int64_t>(sm_count()) * 2;  // two blocks per SM: one wave
+    TORCH_CHECK(ntiles < (int64_t{1} << 31) - cap, "launch_square: too many tiles");
+    const int grid = static_cast<int>(std::min(ntiles, cap));
+    auto cu = at::cuda::getCurrentCUDAStream();
+    auto go = [&](auto b) {
+      constexpr int BB = decltype(b)::value;
+      if (out_a != nullptr)
+        square_kernel<0, T, OutT, BB, true><<<grid, 256, 0, cu>>>(
+            x, out_a, out_b, C, static_cast<int>(tiles_c), static_cast<int>(ntiles), pa, pb,
+            state, stream_a, stream_b);
+      else
+        square_kernel<0, T, OutT, BB, false><<<grid, 256, 0, cu>>>(
+            x, nullptr, out_b, C, static_cast<int>(tiles_c), static_cast<int>(ntiles), pa, pb,
+            state, stream_a, stream_b);
+    };
+    if (B == 128)
+      go(std::integral_constant<int, 128>{});
+    else if (B == 64)
+      go(std::integral_constant<int, 64>{});
+    else
+      go(std::integral_constant<int, 32>{});
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return true;
+  }
+}
+
 // Strip shape for groups of B rows (variant 1): the widest SC (column packs per strip, 2..32,
 // a power of two) with B * SC / 32 packs per lane, a whole number at most kTileRegs. False when
 // only SC = 1 fits (16-byte row segments: the tile kernel reads those better).
@@ -1543,6 +1740,9 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
     return;
   }
   const bool vec = al && inner % V == 0;
+  if (vec && outer == 1 &&
+      launch_square<T, OutT, V>(xp, nullptr, op, R, inner, B, p, p, state, stream, stream))
+    return;
   if (vec && strips_on() &&
       launch_strip<T, OutT, V>(xp, op, outer, R, inner, B, p, state, stream))
     return;
@@ -1581,6 +1781,12 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
   if (!aligned16(x.data_ptr()) || !aligned16(oa.data_ptr()) || !aligned16(ob.data_ptr()) ||
       C % V != 0 || block_a % V != 0)
     return false;
+  if (block_a == block_b &&
+      launch_square<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
+                                reinterpret_cast<OutT*>(oa.data_ptr()),
+                                reinterpret_cast<OutT*>(ob.data_ptr()), R, C, block_b, pa, pb,
+                                state, stream_a, stream_b))
+    return true;
   const int64_t bap = block_a / V;
   if (bap > 32 || (bap & (bap - 1)) != 0) return false;
   if (kernel_variant() == 3 &&
