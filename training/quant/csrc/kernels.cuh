@@ -912,12 +912,12 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
 // eight warps, and one thread per column computes its scale and reciprocal. Two barriers per
 // tile. Each thread copies its own packs of the next tile to shared memory with cp.async while it
 // quantizes the current one (it only ever reads the slots it wrote: no barrier for those). An Inf
-// only changes the absmax of the thread that holds it, so its re-pass is thread-local.
-template <int RM, typename T, typename OutT, int B, bool ROWS>
+// only changes the absmax of the thread that holds it, so its re-pass is thread-local. Nearest
+// even on the fast path only (pa.fast, pb.fast): no random bits, no run-time rounding mode.
+template <typename T, typename OutT, int B, bool ROWS>
 __global__ void __launch_bounds__(256, 2)
     square_kernel(const T* __restrict__ x, OutT* __restrict__ out_a, OutT* __restrict__ out_b,
-                  int64_t C, int tiles_c, int ntiles, QParams pa, QParams pb,
-                  const int64_t* state, int stream_a, int stream_b) {
+                  int64_t C, int tiles_c, int ntiles, QParams pa, QParams pb) {
   constexpr int N = 8, TT = 256, PC = 16, RSTEP = TT / PC, NP = B / RSTEP, G = B / N;
   static_assert(sizeof(T) == 2 && B % RSTEP == 0 && B <= 128 && NP <= G, "square tile shape");
   using PackT = Pack<T, N>;
@@ -979,7 +979,7 @@ __global__ void __launch_bounds__(256, 2)
       for (int k = 0; k < NP; ++k) {
         const float s = __shfl_sync(0xffffffffu, sc, first + k);
         const float i = __shfl_sync(0xffffffffu, iv, first + k);
-        quant_store<RM, T, OutT, N>(v[k], s, i, pa, state, stream_a, base + k * kstride, out_a);
+        quant_store<0, T, OutT, N>(v[k], s, i, pa, nullptr, 0, base + k * kstride, out_a);
       }
     }
     __syncthreads();
@@ -1004,8 +1004,7 @@ __global__ void __launch_bounds__(256, 2)
     }
 #pragma unroll
     for (int k = 0; k < NP; ++k)
-      quant_store_each<RM, T, OutT, N>(v[k], sc, iv, pb, state, stream_b, base + k * kstride,
-                                       out_b);
+      quant_store_each<0, T, OutT, N>(v[k], sc, iv, pb, nullptr, 0, base + k * kstride, out_b);
   }
 }
 
@@ -1549,8 +1548,7 @@ bool launch_tile(const T* x, OutT* out_a, OutT* out_b, int64_t outer, int64_t R,
 // of B, C not a multiple of 128); the caller then uses tile_kernel.
 template <typename T, typename OutT, int N>
 bool launch_square(const T* x, OutT* out_a, OutT* out_b, int64_t R, int64_t C, int64_t B,
-                   const QParams& pa, const QParams& pb, const int64_t* state, int stream_a,
-                   int stream_b) {
+                   const QParams& pa, const QParams& pb) {
   if constexpr (N != 8 || sizeof(T) != 2) {
     return false;
   } else {
@@ -1565,13 +1563,11 @@ bool launch_square(const T* x, OutT* out_a, OutT* out_b, int64_t R, int64_t C, i
     auto go = [&](auto b) {
       constexpr int BB = decltype(b)::value;
       if (out_a != nullptr)
-        square_kernel<0, T, OutT, BB, true><<<grid, 256, 0, cu>>>(
-            x, out_a, out_b, C, static_cast<int>(tiles_c), static_cast<int>(ntiles), pa, pb,
-            state, stream_a, stream_b);
+        square_kernel<T, OutT, BB, true><<<grid, 256, 0, cu>>>(
+            x, out_a, out_b, C, static_cast<int>(tiles_c), static_cast<int>(ntiles), pa, pb);
       else
-        square_kernel<0, T, OutT, BB, false><<<grid, 256, 0, cu>>>(
-            x, nullptr, out_b, C, static_cast<int>(tiles_c), static_cast<int>(ntiles), pa, pb,
-            state, stream_a, stream_b);
+        square_kernel<T, OutT, BB, false><<<grid, 256, 0, cu>>>(
+            x, nullptr, out_b, C, static_cast<int>(tiles_c), static_cast<int>(ntiles), pa, pb);
     };
     if (B == 128)
       go(std::integral_constant<int, 128>{});
@@ -1741,7 +1737,7 @@ void dispatch_one(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_
   }
   const bool vec = al && inner % V == 0;
   if (vec && outer == 1 &&
-      launch_square<T, OutT, V>(xp, nullptr, op, R, inner, B, p, p, state, stream, stream))
+      launch_square<T, OutT, V>(xp, nullptr, op, R, inner, B, p, p))
     return;
   if (vec && strips_on() &&
       launch_strip<T, OutT, V>(xp, op, outer, R, inner, B, p, state, stream))
@@ -1784,8 +1780,7 @@ bool pair_tile(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParam
   if (block_a == block_b &&
       launch_square<T, OutT, V>(reinterpret_cast<const T*>(x.data_ptr()),
                                 reinterpret_cast<OutT*>(oa.data_ptr()),
-                                reinterpret_cast<OutT*>(ob.data_ptr()), R, C, block_b, pa, pb,
-                                state, stream_a, stream_b))
+                                reinterpret_cast<OutT*>(ob.data_ptr()), R, C, block_b, pa, pb))
     return true;
   const int64_t bap = block_a / V;
   if (bap > 32 || (bap & (bap - 1)) != 0) return false;
