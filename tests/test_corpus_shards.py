@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from training.corpus.build import shards_from_text_files
 from training.corpus.shards import SAMPLE_DIR, TokenShards, write_shard
 
 
@@ -20,12 +21,12 @@ def _write_texts(tmp_path):
     return paths
 
 
-def test_from_text_files_is_deterministic_and_round_trips(tmp_path):
+def test_shards_from_text_files_is_deterministic_and_round_trips(tmp_path):
     Tokenizer = pytest.importorskip("tokenizers").Tokenizer
 
     paths = _write_texts(tmp_path)
-    a = TokenShards.from_text_files(paths, tmp_path / "a", vocab_size=300, val_fraction=0.1)
-    b = TokenShards.from_text_files(paths, tmp_path / "b", vocab_size=300, val_fraction=0.1)
+    a = shards_from_text_files(paths, tmp_path / "a", vocab_size=300, val_fraction=0.1)
+    b = shards_from_text_files(paths, tmp_path / "b", vocab_size=300, val_fraction=0.1)
     assert a.corpus_hash == b.corpus_hash
     assert (tmp_path / "a/tokenizer.json").read_bytes() == (
         tmp_path / "b/tokenizer.json"

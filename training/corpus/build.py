@@ -1,7 +1,7 @@
 """The corpus build: packages -> cleaned documents -> dedup -> split -> BPE -> uint16 shards.
 
 :func:`build` runs the whole pipeline from Debian packages; :func:`build_from_documents` is the
-part after extraction, shared with bring-your-own text (:meth:`TokenShards.from_text_files`).
+part after extraction, shared with bring-your-own text (:func:`shards_from_text_files`).
 """
 
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training.corpus import bpe, clean, debs, dedup, extract, split
-from training.corpus.shards import SHARD_FILES, corpus_hash, write_shard
+from training.corpus.shards import SHARD_FILES, TokenShards, corpus_hash, write_shard
 from training.corpus.sources import PACKAGES, TOOLS, select
 
 FORMAT = "bayesfp-corpus/1"
@@ -179,6 +179,54 @@ def build_from_documents(
     write_manifest(out_dir, manifest)
     return manifest
 
+
+
+def shards_from_text_files(
+    paths: list[str | Path],
+    out_dir: str | Path,
+    vocab_size: int = 8192,
+    val_fraction: float = 0.01,
+    min_val_bytes: int = 0,
+) -> TokenShards:
+    """Build a corpus from your own UTF-8 text files and open it.
+
+    Each file is split into documents at blank lines; documents are de-duplicated, split
+    by hash, a BPE tokenizer is trained on the train split, and the shards, tokenizer and
+    manifest are written to ``out_dir``. Needs the ``tokenizers`` package.
+
+    Parameters
+    ----------
+    paths : list of path
+        Text files (UTF-8; invalid bytes are replaced).
+    out_dir : path
+        Directory to write ``train.bin``, ``val.bin``, ``tokenizer.json``, ``manifest.json``.
+    vocab_size : int
+        BPE vocabulary size (ids), at most 65536.
+    val_fraction : float
+        Fraction of documents for validation, in (0, 1).
+    min_val_bytes : int
+        Raise the validation fraction until about this many bytes of text are in it.
+
+    Returns
+    -------
+    TokenShards
+        The corpus just written, opened from ``out_dir``.
+    """
+    docs_by_source = {}
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise ValueError(f"paths: text file not found: {p}")
+        docs_by_source[p.name] = text_file_documents(p)
+    build_from_documents(
+        docs_by_source,
+        Path(out_dir),
+        vocab_size=vocab_size,
+        val_fraction=val_fraction,
+        min_val_bytes=min_val_bytes,
+        extra={"inputs": [str(p) for p in paths]},
+    )
+    return TokenShards.open(out_dir)
 
 def write_manifest(out_dir: Path, manifest: dict) -> None:
     """Write ``manifest.json`` (sorted keys are not used: the order above is the reading order)."""

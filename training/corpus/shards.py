@@ -145,52 +145,6 @@ class TokenShards:
         }
         return cls(train, val, vocab_size, manifest, None)
 
-    @classmethod
-    def from_text_files(
-        cls,
-        paths: list[str | Path],
-        out_dir: str | Path,
-        vocab_size: int = 8192,
-        val_fraction: float = 0.01,
-        min_val_bytes: int = 0,
-    ) -> "TokenShards":
-        """Build a corpus from your own UTF-8 text files and open it.
-
-        Each file is split into documents at blank lines; documents are de-duplicated, split
-        by hash, a BPE tokenizer is trained on the train split, and the shards, tokenizer and
-        manifest are written to ``out_dir``. Needs the ``tokenizers`` package.
-
-        Parameters
-        ----------
-        paths : list of path
-            Text files (UTF-8; invalid bytes are replaced).
-        out_dir : path
-            Directory to write ``train.bin``, ``val.bin``, ``tokenizer.json``, ``manifest.json``.
-        vocab_size : int
-            BPE vocabulary size (ids), at most 65536.
-        val_fraction : float
-            Fraction of documents for validation, in (0, 1).
-        min_val_bytes : int
-            Raise the validation fraction until about this many bytes of text are in it.
-        """
-        from training.corpus.build import build_from_documents, text_file_documents
-
-        docs_by_source = {}
-        for p in paths:
-            p = Path(p)
-            if not p.is_file():
-                raise ValueError(f"paths: text file not found: {p}")
-            docs_by_source[p.name] = text_file_documents(p)
-        build_from_documents(
-            docs_by_source,
-            Path(out_dir),
-            vocab_size=vocab_size,
-            val_fraction=val_fraction,
-            min_val_bytes=min_val_bytes,
-            extra={"inputs": [str(p) for p in paths]},
-        )
-        return cls.open(out_dir)
-
     def verify(self) -> None:
         """Check the shard files against the sha256 in the manifest.
 
