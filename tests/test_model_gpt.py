@@ -15,6 +15,7 @@ from training.model import (  # noqa: E402
     gpt_config,
     params_and_flops,
     rotary_table,
+    size_fields,
 )
 
 
@@ -67,6 +68,30 @@ def test_size_family_spans():
         unit = block_unit(gpt_config(name, 8192, 256))
         assert unit % min(s.n_embd, 128) == 0, name
         assert 2.6 < s.n_hidden / s.n_embd <= 3.0, name
+
+
+def test_one_shape_family():
+    # the v2 family: 4 layers, heads of width 64, widths 128..768, one batch, N spanning >= 25x
+    fam = ["f850k", "f3.4m", "f7.1m", "f13m", "f28m"]
+    n = [params_and_flops(gpt_config(k, 8192, 256), 1)[0] for k in fam]
+    assert n == sorted(n) and n[-1] / n[0] >= 25
+    assert n[0] == 4 * (4 * 128 * 128 + 3 * 128 * 384 + 2 * 128) + 128 == 853_120
+    assert {SIZES[k].n_layer for k in fam} == {4}
+    assert {SIZES[k].n_embd // SIZES[k].n_head for k in fam} == {64}
+    assert len({SIZES[k].batch_size for k in fam}) == 1
+    for a, b in zip(fam, fam[1:]):
+        assert 1.3 <= SIZES[b].n_embd / SIZES[a].n_embd <= 2.0
+
+
+def test_size_fields_by_hand():
+    # SMALL: linears 6 L (4 d^2 + 3 d h) = 6 * 2 * (4096 + 9216) = 159744 FLOPs per token, head
+    # 6 d V = 6 * 32 * 100 = 19200, attention 12 L d T = 12 * 2 * 32 * 16 = 12288
+    f = size_fields(SMALL, quantized=True)
+    assert f["params_embedding"] == 3200 and f["params_total"] == 26784 + 3200
+    assert f["quant_flop_frac"] == pytest.approx(159744 / (159744 + 19200 + 12288))
+    assert size_fields(SMALL, quantized=False)["quant_flop_frac"] == 0.0
+    head = size_fields(GPTConfig(**{**SMALL.__dict__, "quant_head": True}), quantized=True)
+    assert head["quant_flop_frac"] == pytest.approx((159744 + 19200) / (159744 + 19200 + 12288))
 
 
 def test_forward_shapes_and_loss():

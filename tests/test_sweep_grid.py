@@ -76,7 +76,7 @@ CHANGES = {
     "grad_clip": 0.5, "seed": 3, "format": "e3m2", "granularity": "channel", "operands": "all",
     "convention": "ieee", "rounding": "stochastic", "quant_head": True, "eval_tokens": 1024,
     "eval_points": 2, "ptq_formats": "e2m1", "ptq_granularity": "tensor", "check_every": 7,
-    "diverge_margin": 2.0,
+    "diverge_margin": 2.0, "train_pool": 100_000,
 }
 
 

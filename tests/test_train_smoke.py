@@ -199,6 +199,41 @@ def test_run_id_ignores_paths_and_device():
     assert len(run_id(a, "h")) == 12
 
 
+def test_run_id_unchanged_by_unset_pool():
+    # the id of a config is the sha256 of its fields (less NOT_IN_ID) plus the corpus hash; an
+    # unset train_pool is left out, so ids of runs made before the field existed still match
+    import dataclasses
+    import hashlib
+
+    from training.config import NOT_IN_ID
+    from training.record import canonical_json
+
+    a = resolve(tiny(), False)
+    d = {k: v for k, v in dataclasses.asdict(a).items()
+         if k not in NOT_IN_ID and k != "train_pool"}
+    d["corpus_hash"] = "h"
+    assert run_id(a, "h") == hashlib.sha256(canonical_json(d).encode()).hexdigest()[:12]
+    assert run_id(replace(a, train_pool=5000), "h") != run_id(a, "h")
+
+
+def test_train_pool_limits_the_windows(data):
+    # windows of a pooled run start inside the pool (every window's last token < pool) and the
+    # record counts epochs over the pool
+    from training.train import Trainer
+
+    cfg = resolve(tiny(train_pool=2000), False)
+    tr = Trainer(cfg, data)
+    ends = tr.starts.numpy() + cfg.seq_len + 1
+    assert tr.n_train == 2000 and ends.max() <= 2000
+    rec = train(replace(cfg, tokens=64 * 8 * 4, eval_points=1), data, progress=False)
+    assert rec["train_pool"] == 2000
+    assert rec["epochs"] == pytest.approx(64 * 8 * 4 / 2000)
+    with pytest.raises(ValueError, match="train_pool: 10000000 tokens, more than"):
+        Trainer(resolve(tiny(train_pool=10_000_000), False), data)
+    with pytest.raises(ValueError, match="train_pool: must be 0 or at least"):
+        resolve(tiny(train_pool=10), False)
+
+
 def test_lr_schedule():
     cfg = TrainConfig(lr=1.0, warmup_frac=0.1, min_lr_frac=0.1)
     lr = lr_schedule(cfg, 100)

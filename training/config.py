@@ -27,6 +27,7 @@ class TrainConfig:
     seq_len: int = 256
     batch_size: int = 0  # sequences per step; 0: the size's default
     tokens: int = 16_000_000  # D, training tokens (rounded down to whole steps)
+    train_pool: int = 0  # windows start in the first train_pool tokens of the train split; 0: all
     # optimiser: AdamW, cosine LR from lr to min_lr_frac * lr after a linear warm-up
     lr: float = 0.0  # peak learning rate; 0: the size's default
     min_lr_frac: float = 0.1
@@ -62,6 +63,9 @@ class TrainConfig:
 
 # Fields that do not change what a run computes: left out of the run id.
 NOT_IN_ID = ("data", "device", "cuda_graph", "out", "backend", "group", "nproc")
+# Fields that enter the run id only when they differ from their default, so that the ids of runs
+# made before the field existed stay the same.
+IN_ID_IF_SET = ("train_pool",)
 
 
 def _coerce(key, value, default):
@@ -242,7 +246,8 @@ def validate(cfg):
     for key in ("seq_len", "tokens", "eval_tokens", "check_every", "eval_points"):
         if getattr(cfg, key) <= 0:
             raise ValueError(f"{key}: must be > 0, got {getattr(cfg, key)}")
-    for key in ("batch_size", "lr", "weight_decay", "grad_clip", "diverge_margin", "nproc"):
+    for key in ("batch_size", "lr", "weight_decay", "grad_clip", "diverge_margin", "nproc",
+                "train_pool"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"{key}: must be >= 0, got {getattr(cfg, key)}")
     for key in ("min_lr_frac", "warmup_frac", "beta1", "beta2"):
@@ -253,6 +258,9 @@ def validate(cfg):
     parse_granularity(cfg.ptq_granularity, "ptq_granularity")
     parse_operands(cfg.operands)
     ptq_format_list(cfg)
+    if 0 < cfg.train_pool < cfg.seq_len + 2:
+        raise ValueError(f"train_pool: must be 0 or at least seq_len + 2 = {cfg.seq_len + 2} "
+                         f"tokens, got {cfg.train_pool}")
     if cfg.device != "auto" and not re.match(r"^(cpu|cuda(:\d+)?)$", cfg.device):
         raise ValueError(f"device: expected auto, cpu, cuda or cuda:K, got '{cfg.device}'")
 

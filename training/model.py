@@ -75,6 +75,13 @@ SIZES = {
     "26m": Size(8, 8, 512, _hidden(512), 128, 1e-3),
     "51m": Size(10, 10, 640, _hidden(640), 128, 8e-4),
     "85m": Size(12, 12, 768, _hidden(768), 128, 6e-4),
+    # The one-shape family of the v2 run set (docs/dataset.md): 4 layers, heads of width 64,
+    # widths 128..768 (every width and SwiGLU width a multiple of 128, so blocks up to 128 tile
+    # every GEMM), one batch of 128 sequences (32768 tokens of 256) for all sizes, and a peak LR
+    # from the rule of docs/dataset.md.
+    **{name: Size(4, d // 64, d, _hidden(d), 128, lr) for name, d, lr in (
+        ("f850k", 128, 2e-3), ("f3.4m", 256, 2e-3), ("f7.1m", 384, 2e-3), ("f13m", 512, 2e-3),
+        ("f28m", 768, 2e-3))},
 }
 
 
@@ -142,6 +149,36 @@ def params_and_flops(config, tokens):
     n = L * (4 * d * d + 3 * d * h + 2 * d) + d
     c = 6.0 * n * tokens + 12.0 * L * d * config.block_size * tokens
     return n, c
+
+
+def size_fields(config, quantized):
+    """Return the parameter counts and quantized matmul share of a model, for its run record.
+
+    ``params_embedding`` is the tied embedding / LM-head matrix (V d), ``params_total`` every
+    parameter (N + V d). ``quant_flop_frac`` is the fraction of the matmul FLOPs per token that
+    run through fake-quantized linears: the transformer linears, 6 L (4 d^2 + 3 d h), and the LM
+    head's 6 d V when ``quant_head`` is set, over those plus the head and attention's
+    12 L d T (``params_and_flops``' terms); 0 when nothing is quantized.
+
+    Parameters
+    ----------
+    config : GPTConfig
+    quantized : bool
+        Whether the run fake-quantizes any operand of the transformer linears.
+
+    Returns
+    -------
+    dict
+        ``params_total`` (int), ``params_embedding`` (int), ``quant_flop_frac`` (float in [0, 1]).
+    """
+    d, h, L, V = config.n_embd, config.n_hidden, config.n_layer, config.vocab_size
+    n, _ = params_and_flops(config, 0)
+    linear = 6.0 * L * (4 * d * d + 3 * d * h)
+    head = 6.0 * d * V
+    attention = 12.0 * L * d * config.block_size
+    quant = (linear + (head if config.quant_head else 0.0)) if quantized else 0.0
+    return {"params_total": n + V * d, "params_embedding": V * d,
+            "quant_flop_frac": quant / (linear + head + attention)}
 
 
 class RMSNorm(nn.Module):

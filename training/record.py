@@ -17,7 +17,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from training.config import NOT_IN_ID, is_quantized, parse_em, parse_granularity
+from training.config import (
+    IN_ID_IF_SET,
+    NOT_IN_ID,
+    TrainConfig,
+    is_quantized,
+    parse_em,
+    parse_granularity,
+)
 
 REQUIRED = ("run_id", "N", "D", "E", "M", "B", "operands", "loss", "status", "seed")
 
@@ -32,7 +39,7 @@ def run_id(cfg, corpus_hash):
 
     The id is the sha256 of the canonical JSON of the config without the fields that do not change
     what is computed (output path, device, data path, CUDA graph, backend, group label:
-    ``NOT_IN_ID``), plus the corpus hash, which identifies the data in place of its path.
+    ``NOT_IN_ID``) and without the fields of ``IN_ID_IF_SET`` left at their default, plus the corpus hash, which identifies the data in place of its path.
 
     Parameters
     ----------
@@ -44,7 +51,9 @@ def run_id(cfg, corpus_hash):
     -------
     str
     """
-    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_ID}
+    default = TrainConfig()
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_ID
+         and not (k in IN_ID_IF_SET and v == getattr(default, k))}
     d["corpus_hash"] = corpus_hash
     return hashlib.sha256(canonical_json(d).encode()).hexdigest()[:12]
 

@@ -5,7 +5,7 @@ at 1.0 and a cosine learning rate: linear warm-up over ``warmup_frac`` of the st
 then cosine down to ``min_lr_frac * lr``. bf16 autocast on GPU, fp32 on CPU.
 
 Data order: the training windows (``seq_len + 1`` tokens starting at uniform random offsets of the
-train split) are drawn up front from ``numpy.random.default_rng(seed)``, so the order depends on
+train split, or of its first ``train_pool`` tokens when that is set) are drawn up front from ``numpy.random.default_rng(seed)``, so the order depends on
 the seed alone, the same on CPU and GPU. The train split, the window offsets (steps, batch) and the
 LR schedule (steps,) live on the device, and the step reads its row through a step counter held in
 a device tensor. So the whole step (gather the batch, forward, backward, clip, set the LR, AdamW,
@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from training import ddp
 from training.config import is_quantized, parse_granularity, ptq_format_list, resolve
-from training.model import GPT, gpt_config, params_and_flops
+from training.model import GPT, gpt_config, params_and_flops, size_fields
 from training.record import canonical_json, environment, precision_fields, run_id, write_record
 
 N_WARMUP_CAPTURE = 3  # eager steps on a side stream before the CUDA graph capture
@@ -189,6 +189,11 @@ class Trainer:
 
         # the run's data and schedule, all on the device
         train = np.asarray(data.train)
+        if cfg.train_pool:
+            if cfg.train_pool > len(train):
+                raise ValueError(f"train_pool: {cfg.train_pool} tokens, more than the "
+                                 f"{len(train)} of the train split")
+            train = train[:cfg.train_pool]  # the unique tokens this run may see
         self.n_train = len(train)
         self.train_tokens = torch.from_numpy(train.astype(np.int32)).to(self.device)
         starts = window_starts(len(train), cfg.seq_len, self.steps, cfg.batch_size, cfg.seed)
@@ -468,7 +473,9 @@ def _train(cfg, data, progress, dist, device, t_start):
         "loss": result["loss"],
         "status": status,
         "seed": cfg.seed,
-        "epochs": steps * tokens_per_step / len(data.train),
+        "epochs": steps * tokens_per_step / (cfg.train_pool or len(data.train)),
+        **({"train_pool": cfg.train_pool} if cfg.train_pool else {}),
+        **size_fields(model_cfg, quantized=is_quantized(cfg)),
         **({"reason": result["reason"]} if status != "ok" else {}),
         **({"diverged_step": result["diverged_step"]} if status == "diverged" else {}),
         **{f"ptq_loss_{name}": value for name, value in result["ptq"].items()},
