@@ -1,0 +1,143 @@
+"""Within-range checks: does the posterior agree with what the runs show inside their own range?
+
+Two posterior predictive checks on the law's mean loss (no noise), each comparing a simple raw
+contrast of the runs with the same contrast under every posterior draw:
+
+- :func:`d_slope_check`: per series of runs that differ only in D (same N, format, block size,
+  operands), the sign of the loss change between consecutive D values. A posterior that puts the
+  critical data size inside a range where the observed loss falls predicts a rise there; such
+  steps are flagged.
+- :func:`paired_contrast_check`: runs paired on everything but the format (same N, D, B,
+  operands, seed) give a raw loss difference between two formats, or between a format and its
+  BF16 baseline (the paired penalty); the posterior's difference should cover it.
+
+Both take the mean loss draws of the runs, shape (draw, run), so they work with any model (e.g.
+``bayesfp.bayes.derived.predict_loss(fit, runs, noise=False)`` or a structured model's
+``predict(..., noise=False)`` exponentiated).
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+SERIES_KEYS = ("N", "E", "M", "B", "operands")
+PAIR_KEYS = ("N", "D", "B", "operands", "seed")
+
+
+def _key(df: pd.DataFrame, cols: Sequence[str]) -> pd.Series:
+    return df[list(cols)].astype(str).agg("|".join, axis=1)
+
+
+def d_slope_check(runs: pd.DataFrame, mean_draws: np.ndarray, noise_sd: float | None = None,
+                  p_flag: float = 0.5) -> pd.DataFrame:
+    """Sign of the loss change between consecutive D values of each (N, format) series.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame, shape (run, ...)
+        Runs with N, D, E, M, B, operands and loss (nats/token).
+    mean_draws : numpy.ndarray, shape (draw, run)
+        Posterior draws of each run's mean loss (nats/token).
+    noise_sd : float, optional
+        A step counts as an observed fall only when the mean loss drops by more than this
+        (nats/token); default 0 (any drop).
+    p_flag : float
+        Flag a step whose loss falls in the data when the posterior probability of a rise
+        exceeds this.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step: the series keys, ``D_from``, ``D_to`` (tokens), ``observed`` (change of
+        the mean observed loss over the series' runs at each D, nats/token), ``model_median``
+        (posterior median of the same change), ``p_rise`` (posterior probability that the mean
+        loss rises) and ``flagged``.
+    """
+    runs = runs.reset_index(drop=True)
+    mean_draws = np.asarray(mean_draws, dtype=float)
+    if mean_draws.shape[1] != len(runs):
+        raise ValueError(f"mean_draws: expected {len(runs)} runs, got {mean_draws.shape[1]}")
+    thr = 0.0 if noise_sd is None else float(noise_sd)
+    series = _key(runs, SERIES_KEYS)
+    rows = []
+    for key, idx in runs.groupby(series).groups.items():
+        sub = runs.loc[idx]
+        ds = np.sort(sub["D"].astype(float).unique())
+        if len(ds) < 2:
+            continue
+        by_d = {d: sub.index[sub["D"].astype(float) == d].to_numpy() for d in ds}
+        for a, b in zip(ds[:-1], ds[1:], strict=True):
+            obs = float(runs.loc[by_d[b], "loss"].mean() - runs.loc[by_d[a], "loss"].mean())
+            mod = mean_draws[:, by_d[b]].mean(1) - mean_draws[:, by_d[a]].mean(1)
+            p_rise = float(np.mean(mod > 0))
+            row = dict(zip(SERIES_KEYS, key.split("|"), strict=True))
+            row.update(D_from=a, D_to=b, observed=obs, model_median=float(np.median(mod)),
+                       p_rise=p_rise, flagged=bool(obs < -thr and p_rise > p_flag))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_contrast_check(runs: pd.DataFrame, mean_draws: np.ndarray, a: tuple[int, int],
+                          b: tuple[int, int] | None = None, level: float = 0.9,
+                          keys: Sequence[str] = PAIR_KEYS) -> dict:
+    """Paired loss difference of format ``a`` minus format ``b`` (or minus the BF16 baseline).
+
+    Runs of ``a`` and ``b`` are paired when they agree on ``keys`` (N, D, B, operands, seed);
+    with ``b=None`` each quantized run of ``a`` is paired with the unquantized run (operands
+    ``none``) of the same N, D and seed: the paired penalty.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame, shape (run, ...)
+    mean_draws : numpy.ndarray, shape (draw, run)
+        Posterior draws of each run's mean loss (nats/token).
+    a, b : (E, M)
+        Formats.
+    level : float
+        Level of the posterior interval of the mean difference.
+
+    Returns
+    -------
+    dict
+        ``pairs`` (number of pairs), ``observed`` (mean paired difference, nats/token),
+        ``a_wins`` (fraction of pairs where ``a`` has the lower loss), ``model_median``,
+        ``model_lo``, ``model_hi`` (posterior of the mean difference over the same pairs),
+        ``p_a_better`` (posterior probability that the mean difference is negative) and
+        ``covered`` (observed inside the interval; None without pairs).
+    """
+    runs = runs.reset_index(drop=True)
+    draws = np.asarray(mean_draws, dtype=float)
+    is_a = (runs["E"].astype(int) == a[0]) & (runs["M"].astype(int) == a[1])
+    if b is None:
+        is_a &= runs["operands"].astype(str) != "none"
+        is_b = runs["operands"].astype(str) == "none"
+        ka = _key(runs, ("N", "D", "seed"))
+        kb = ka
+    else:
+        is_b = (runs["E"].astype(int) == b[0]) & (runs["M"].astype(int) == b[1])
+        ka = kb = _key(runs, keys)
+    lookup = {}
+    for i in np.flatnonzero(is_b.to_numpy()):
+        lookup.setdefault(kb.iloc[i], i)
+    pa, pb = [], []
+    for i in np.flatnonzero(is_a.to_numpy()):
+        j = lookup.get(ka.iloc[i])
+        if j is not None:
+            pa.append(i)
+            pb.append(j)
+    out = {"pairs": len(pa)}
+    if not pa:
+        return out | {"observed": np.nan, "a_wins": np.nan, "model_median": np.nan,
+                      "model_lo": np.nan, "model_hi": np.nan, "p_a_better": np.nan,
+                      "covered": None}
+    loss = runs["loss"].to_numpy(dtype=float)
+    diff = loss[pa] - loss[pb]
+    mod = (draws[:, pa] - draws[:, pb]).mean(1)
+    q = (1.0 - level) / 2.0
+    lo, hi = np.quantile(mod, [q, 1.0 - q])
+    obs = float(diff.mean())
+    return out | {"observed": obs, "a_wins": float(np.mean(diff < 0)),
+                  "model_median": float(np.median(mod)), "model_lo": float(lo),
+                  "model_hi": float(hi), "p_a_better": float(np.mean(mod < 0)),
+                  "covered": bool(lo <= obs <= hi)}
