@@ -51,7 +51,8 @@ def _summary(record, out):
     lines = [
         f"run {record['run_id']}  status {record['status']}"
         + (f" at step {record['diverged_step']} ({record['reason']})"
-           if record["status"] != "ok" else ""),
+           if record["status"] == "diverged" else
+           f" ({record.get('reason', 'no reason given')})" if record["status"] != "ok" else ""),
         f"N {record['N']:,}  D {record['D']:,}  C {record['C']:.3g} FLOPs  format {fmt}",
         f"val loss {record['loss']:.4f} nats/token" if math.isfinite(record["loss"])
         else f"val loss {record['loss']}",

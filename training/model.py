@@ -77,11 +77,15 @@ SIZES = {
     "85m": Size(12, 12, 768, _hidden(768), 128, 6e-4),
     # The one-shape family of the v2 run set (docs/dataset.md): 4 layers, heads of width 64,
     # widths 128..768 (every width and SwiGLU width a multiple of 128, so blocks up to 128 tile
-    # every GEMM), one batch of 128 sequences (32768 tokens of 256) for all sizes, and a peak LR
+    # every GEMM), one batch of 64 sequences (16384 tokens of 256) for all sizes, and a peak LR
     # from the rule of docs/dataset.md.
-    **{name: Size(4, d // 64, d, _hidden(d), 128, lr) for name, d, lr in (
-        ("f850k", 128, 2e-3), ("f3.4m", 256, 2e-3), ("f7.1m", 384, 2e-3), ("f13m", 512, 2e-3),
-        ("f28m", 768, 2e-3))},
+    **{name: Size(4, d // 64, d, _hidden(d), 64, lr) for name, d, lr in (
+        ("f850k", 128, 2e-3),
+        ("f3.4m", 256, 2e-3),
+        ("f7.1m", 384, 2e-3),
+        ("f13m", 512, 2e-3),
+        ("f28m", 768, 2e-3),
+    )},
 }
 
 
