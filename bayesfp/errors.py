@@ -1,11 +1,17 @@
 """Errors raised on bad user input.
 
-Every user error in bayesfp is a ``ValueError`` (or a subclass defined here), so that the command
-line can print it as one ``error: ...`` line and exit with status 2.
+Every check bayesfp makes of its input raises :class:`BayesfpInputError` (or a subclass), a
+``ValueError`` whose message names the offending key first (``"budget: must be positive"``). The
+command line prints it as one ``error: ...`` line and exits with status 2; any other
+``ValueError`` comes from a library underneath and is a bug.
 """
 
 
-class RunTableError(ValueError):
+class BayesfpInputError(ValueError):
+    """Bad input to bayesfp: a value, option, file content or run table it cannot use."""
+
+
+class RunTableError(BayesfpInputError):
     """A run table that cannot be read or does not follow the schema in ``docs/runs.md``.
 
     Parameters

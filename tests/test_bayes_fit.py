@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import bayesfp
 from bayesfp.bayes import derived as dv
-from bayesfp.bayes.cli_fit import fit_bayes_command
 from bayesfp.bayes.compare import holdout_check, ppc_coverage
 from bayesfp.bayes.io import fit_info, load_fit, save_fit
 from bayesfp.bayes.models import model_for
+from bayesfp.cli import main
 from bayesfp.laws import SUN_2025, best_split, compute_optimal, critical_data_size
 from bayesfp.runs import write_runs
 from bayesfp.simulate import PAPER_BLOCKS, PAPER_D, PAPER_FORMATS, PAPER_N, run_grid, simulate_runs
@@ -132,7 +133,9 @@ def test_save_load_round_trip_and_hash(fit, tmp_path):
     path = save_fit(fit, tmp_path / "fit.nc")
     back = load_fit(path)
     xr.testing.assert_allclose(back["posterior"].to_dataset(), fit["posterior"].to_dataset())
-    assert fit_info(back) == fit_info(fit)
+    stamped = {"format_version": 1, "bayesfp_version": bayesfp.__version__}
+    assert fit_info(back) == fit_info(fit) | stamped | {"hash": fit_info(back)["hash"]}
+    assert len(fit_info(back)["hash"]) == 64
     assert {"posterior", "sample_stats", "log_likelihood", "observed_data", "fit_data"} <= set(
         back.children)
     # altering the stored runs breaks the hash
@@ -140,7 +143,7 @@ def test_save_load_round_trip_and_hash(fit, tmp_path):
     ds = bad["fit_data"].to_dataset()
     ds["loss"] = ds["loss"] * 1.01
     bad["fit_data"] = xr.DataTree(ds)
-    save_fit(bad, tmp_path / "bad.nc")
+    bad.to_netcdf(tmp_path / "bad.nc", engine="h5netcdf")
     with pytest.raises(ValueError, match="hash"):
         load_fit(tmp_path / "bad.nc")
     # a different format version is refused
@@ -148,7 +151,7 @@ def test_save_load_round_trip_and_hash(fit, tmp_path):
     info = fit_info(old)
     info["format_version"] = 0
     old.attrs["bayesfp"] = json.dumps(info)
-    save_fit(old, tmp_path / "old.nc")
+    old.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
     with pytest.raises(ValueError, match="format version"):
         load_fit(tmp_path / "old.nc")
 
@@ -158,17 +161,20 @@ def test_fit_command_writes_and_reports(runs, tmp_path, capsys):
     csv = tmp_path / "runs.csv"
     write_runs(runs.drop(columns=["loss_true"]), csv)
     out = tmp_path / "sun.nc"
-    rc = fit_bayes_command(csv, law="sun", out=out, draws=500, tune=700, seed=2,
-                           progress=False)
+    bayes = ["fit", str(csv), "--law", "sun", "--method", "bayes"]
+    with pytest.raises(SystemExit) as exc:
+        main([*bayes, "-o", str(out), "--draws", "500", "--tune", "700", "--seed", "2"])
     text = capsys.readouterr().out
-    assert rc == 0
+    assert exc.value.code == 0
     assert "D_crit" in text and "E4M3" in text and "gate passed" in text
     assert fit_info(load_fit(out))["gate"]["passed"]
-    rc = fit_bayes_command(csv, law="sun", out=tmp_path / "bad.nc", draws=15, tune=10,
-                           chains=2, progress=False)
+    with pytest.raises(SystemExit) as exc:
+        main([*bayes, "-o", str(tmp_path / "bad.nc"), "--draws", "15", "--tune", "10",
+              "--chains", "2"])
     captured = capsys.readouterr()
-    assert rc == 1
+    assert exc.value.code == 1
     assert "FAILED" in captured.err
+    assert not fit_info(load_fit(tmp_path / "bad.nc"))["gate"]["passed"]
 
 
 @pytest.mark.slow

@@ -184,32 +184,57 @@ def _numpy_fails(*args, **kwargs):
     return np.zeros(3).reshape(2, 2)  # ValueError raised inside numpy
 
 
-def test_value_error_from_a_library_is_an_internal_error(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bayesfp.runs.validate_runs", _numpy_fails)
+def _pandas_fails(*args, **kwargs):
+    import pandas as pd
+
+    return pd.DataFrame({"a": [1]})["b"]  # KeyError raised inside pandas
+
+
+@pytest.mark.parametrize("fails, kind, text", [(_numpy_fails, "ValueError", "reshape"),
+                                               (_pandas_fails, "KeyError", "'b'")])
+def test_an_error_from_a_library_is_an_internal_error(tmp_path, capsys, monkeypatch, fails,
+                                                      kind, text):
+    monkeypatch.setattr("bayesfp.runs.read_runs", fails)
     monkeypatch.delenv("BAYESFP_DEBUG", raising=False)
     code, _, err = run_cli(["runs", str(write(tmp_path, GOOD_ROWS))], capsys)
     assert code == 1
     first = err.strip().splitlines()[0]
-    assert first.startswith("internal error (ValueError): ") and "reshape" in first
+    assert first.startswith(f"internal error ({kind}): ") and text in first
     assert "bug in bayesfp" in err and "BAYESFP_DEBUG=1" in err
     assert "Traceback" not in err
 
 
-def test_value_error_from_bayesfp_is_a_user_error(tmp_path, capsys, monkeypatch):
-    def check(*args, **kwargs):  # a bayesfp frame raises: code compiled under bayesfp's name
-        ns = {"__name__": "bayesfp.runs.schema"}
-        exec("def f():\n    raise ValueError('N: must be positive')", ns)
-        ns["f"]()
+def test_an_input_error_is_a_user_error_even_from_a_library_frame(tmp_path, capsys, monkeypatch):
+    from bayesfp.errors import BayesfpInputError
 
-    monkeypatch.setattr("bayesfp.runs.validate_runs", check)
+    def check(*args, **kwargs):  # raised in a frame outside the bayesfp package
+        import functools
+
+        def fail(a, b):
+            raise BayesfpInputError("N: must be positive")
+
+        functools.reduce(fail, [1, 2])
+
+    monkeypatch.setattr("bayesfp.runs.read_runs", check)
     monkeypatch.delenv("BAYESFP_DEBUG", raising=False)
     code, _, err = run_cli(["runs", str(write(tmp_path, GOOD_ROWS))], capsys)
     assert code == 2
     assert err.strip().splitlines() == ["error: N: must be positive"]
 
 
+def test_a_plain_value_error_in_bayesfp_is_an_internal_error(tmp_path, capsys, monkeypatch):
+    def check(*args, **kwargs):
+        raise ValueError("not an input check")
+
+    monkeypatch.setattr("bayesfp.runs.read_runs", check)
+    monkeypatch.delenv("BAYESFP_DEBUG", raising=False)
+    code, _, err = run_cli(["runs", str(write(tmp_path, GOOD_ROWS))], capsys)
+    assert code == 1
+    assert err.startswith("internal error (ValueError): not an input check")
+
+
 def test_debug_shows_the_traceback_of_an_internal_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("bayesfp.runs.validate_runs", _numpy_fails)
+    monkeypatch.setattr("bayesfp.runs.read_runs", _numpy_fails)
     monkeypatch.setenv("BAYESFP_DEBUG", "1")
     with pytest.raises(ValueError, match="reshape"):
         main(["runs", str(write(tmp_path, GOOD_ROWS))])

@@ -1,5 +1,5 @@
-"""``decide_command`` end to end on a real Bayesian fit of simulated runs with known truth, and
-its refusal of bad input."""
+"""``bayesfp decide`` end to end on a real Bayesian fit of simulated runs with known truth, and
+the refusal of bad input by ``decision_for_report`` before the fit is read."""
 
 import json
 
@@ -8,11 +8,12 @@ import pytest
 
 from bayesfp.bayes.io import save_fit
 from bayesfp.bayes.models import model_for
+from bayesfp.cli import main
 from bayesfp.decide.analysis import decide
-from bayesfp.decide.cli_decide import decide_command
 from bayesfp.decide.draws import PosteriorDraws, draws_from_fit
 from bayesfp.decide.problem import make_problem
 from bayesfp.decide.summary import decision_for_report
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws import SUN_2025
 from bayesfp.simulate import PAPER_BLOCKS, PAPER_D, PAPER_FORMATS, PAPER_N, run_grid, simulate_runs
 
@@ -40,10 +41,12 @@ def _truth_choice(problem):
 @pytest.mark.parametrize("situation", [dict(budget=1e20, N=1e8), dict(N=1.5e8, D=1e11)])
 def test_decide_command_picks_the_true_best(fit_path, tmp_path, capsys, situation):
     out = tmp_path / "decision.json"
-    rc = decide_command(fit_path, formats=FORMATS, out_json=out, seed=3, **situation)
-    assert rc == 0
+    args = [a for key, value in situation.items() for a in (f"--{key}", str(value))]
+    with pytest.raises(SystemExit) as exc:
+        main(["decide", str(fit_path), "--formats", FORMATS, "-o", str(out), "--seed", "3", *args])
+    assert exc.value.code == 0
     text = capsys.readouterr().out
-    assert "Bayes choice" in text and "What to run next" in text
+    assert "Bayes-optimal choice" in text and "What to run next" in text
     res = json.loads(out.read_text())
     assert res["choice"] == _truth_choice(make_problem(FORMATS, **situation))
     pb = [c["p_best"] for c in res["candidates"]]
@@ -89,11 +92,16 @@ def test_draws_from_fit_match_the_posterior(fit_path):
     (dict(budget=-1.0), "budget"),
     (dict(budget=1e21, hdi_prob=1.0), "hdi_prob"),
 ])
-def test_bad_input_is_a_value_error_before_loading(tmp_path, kw, key):
-    with pytest.raises(ValueError, match=f"^{key}:"):
-        decide_command(tmp_path / "absent.nc", **kw)
+def test_bad_input_is_an_input_error_before_loading(tmp_path, kw, key):
+    with pytest.raises(BayesfpInputError, match=f"^{key}:"):
+        decision_for_report(tmp_path / "absent.nc", **kw)
 
 
-def test_missing_fit_file(tmp_path):
+def test_missing_fit_file(tmp_path, capsys):
     with pytest.raises(FileNotFoundError):
-        decide_command(tmp_path / "absent.nc", budget=1e21)
+        decision_for_report(tmp_path / "absent.nc", budget=1e21)
+    with pytest.raises(SystemExit) as exc:
+        main(["decide", str(tmp_path / "absent.nc"), "--budget", "1e21"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'absent.nc'}: No such file or directory"]

@@ -1,11 +1,13 @@
 """Bayesian fits of the scaling laws (PyMC + nutpie): models, diagnostics gate, derived
 quantities as posteriors, model comparison, persistence. See ``docs/bayes.md``.
 
-Examples
---------
->>> from bayesfp.bayes import model_for, d_crit, hdi          # doctest: +SKIP
->>> fit = model_for("sun", runs, pool_by="operands").fit()    # doctest: +SKIP
->>> hdi(d_crit(fit, N=[1e9], formats=[(4, 3)]), 0.9)          # doctest: +SKIP
+A fit of a run table ``runs`` (:func:`bayesfp.runs.read_runs`) and the interval of a derived
+quantity::
+
+    from bayesfp.bayes import d_crit, hdi, model_for
+
+    fit = model_for("sun", runs, pool_by="operands").fit()
+    hdi(d_crit(fit, N=[1e9], formats=[(4, 3)]), 0.9)
 """
 
 from bayesfp.bayes.calibration import SBCResult, sbc

@@ -10,7 +10,8 @@ import xarray as xr
 
 from bayesfp.bayes.derived import central_interval, predict_loss
 from bayesfp.bayes.io import fit_table
-from bayesfp.laws.inputs import unplaced_runs
+from bayesfp.errors import BayesfpInputError
+from bayesfp.runs.select import fit_selection
 
 # Pareto k above this means the PSIS-LOO estimate for that run is unreliable.
 PARETO_K_MAX = 0.7
@@ -51,10 +52,10 @@ def compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
     import arviz as az
 
     if len(fits) < 2:
-        raise ValueError("fits: need at least two fits to compare")
+        raise BayesfpInputError("fits: need at least two fits to compare")
     ids = [tuple(t["log_likelihood"]["run"].values) for t in fits.values()]
     if any(i != ids[0] for i in ids[1:]):
-        raise ValueError("fits: ELPD compares fits of the same runs only")
+        raise BayesfpInputError("fits: ELPD compares fits of the same runs only")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         table = az.compare(dict(fits))
@@ -118,12 +119,12 @@ def holdout_check(runs: pd.DataFrame, law: str = "sun", levels=(0.5, 0.9), seed:
     # held-out runs the law cannot place (tensor-wise without an effective block size) are left
     # out of the check, as the fit leaves them out of the likelihood
     tensor_log2b = dict((model_kw or {}).get("inputs_kw") or {}).get("tensor_log2b")
-    held = ((runs["N"] == n_max) & (runs["status"].astype(str) == "ok")
-            & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))).to_numpy()
-    unplaced = held & unplaced_runs(runs, tensor_log2b)
-    test = runs[held & ~unplaced]
+    selection = fit_selection(runs, tensor_log2b)
+    held = (runs["N"] == n_max).to_numpy()
+    unplaced = held & selection.unplaced
+    test = runs[held & selection.in_fit]
     if train["N"].nunique() < 2 or len(test) == 0:
-        raise ValueError("runs: the held-out check needs at least 3 distinct N with ok runs")
+        raise BayesfpInputError("runs: the held-out check needs at least 3 distinct N with ok runs")
     model = model_for(law, train, sampler=sampler, **(model_kw or {}))
     fit = model.fit()
     pred = predict_loss(fit, test, noise=True, seed=seed)

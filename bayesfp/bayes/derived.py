@@ -14,8 +14,9 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp.bayes.io import fit_info
-from bayesfp.bayes.models import ROBUST_NU
+from bayesfp.bayes.likelihood import standard_noise
 from bayesfp.bayes.priors import NO_POOLING_SD
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws import derived as law_derived
 from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.registry import get_law
@@ -50,8 +51,8 @@ def coefficients(tree: xr.DataTree, group: str | None = None) -> dict:
     law = get_law(info["law"])
     post = tree["posterior"].to_dataset()
     if group is not None and group not in info["groups"]:
-        raise ValueError(f"group: {group!r} is not a group of this fit "
-                         f"(groups: {', '.join(info['groups']) or 'none, not pooled'})")
+        raise BayesfpInputError(f"group: {group!r} is not a group of this fit "
+                                f"(groups: {', '.join(info['groups']) or 'none, not pooled'})")
     out = {}
     for p in law.params:
         if p.name in info["fixed"]:
@@ -174,7 +175,7 @@ def compute_optimal_precision(tree: xr.DataTree, C: Sequence[float], thin: int =
     """Posterior of the compute-optimal (N, D, P) at each FLOP budget C = k (P + b) N D.
 
     Each draw is minimised with :func:`bayesfp.laws.compute_optimal` (nested golden sections,
-    about 1 s per budget for 4000 draws); ``thin`` keeps every thin-th draw.
+    one search per draw and budget); ``thin`` keeps every thin-th draw.
 
     Returns
     -------
@@ -182,7 +183,7 @@ def compute_optimal_precision(tree: xr.DataTree, C: Sequence[float], thin: int =
         ``N``, ``D``, ``P``, ``loss`` (and ``E``, ``M`` for Sun laws), dims ``chain, draw, C``.
     """
     if thin < 1:
-        raise ValueError(f"thin: must be at least 1, got {thin}")
+        raise BayesfpInputError(f"thin: must be at least 1, got {thin}")
     law = fit_info(tree)["law"]
     coefs = {k_: (v.isel(draw=slice(None, None, thin)) if isinstance(v, xr.DataArray) else v)
              for k_, v in coefficients(tree, group).items()}
@@ -233,7 +234,7 @@ def predict_loss(tree: xr.DataTree, runs: pd.DataFrame, noise: bool = True,
     if info["pooled"]:
         col = info["pool_by"]
         if col not in runs:
-            raise ValueError(f"runs: column {col!r} (pool_by of the fit) is missing")
+            raise BayesfpInputError(f"runs: column {col!r} (pool_by of the fit) is missing")
         vals = runs[col].astype(str).to_numpy()
         quant = (x["log2B"] > 0) if "log2B" in x else np.ones(n, dtype=bool)
         for c in info["pooled"]:
@@ -260,17 +261,15 @@ def predict_loss(tree: xr.DataTree, runs: pd.DataFrame, noise: bool = True,
         if info["sigma_by"]:
             col = info["sigma_by"]
             if col not in runs:
-                raise ValueError(f"runs: column {col!r} (sigma_by of the fit) is missing")
+                raise BayesfpInputError(f"runs: column {col!r} (sigma_by of the fit) is missing")
             vals = runs[col].astype(str)
             unknown = sorted(set(vals) - set(info["sigma_groups"]))
             if unknown:
-                raise ValueError(f"runs: {col} values {unknown} have no fitted noise sd")
+                raise BayesfpInputError(f"runs: {col} values {unknown} have no fitted noise sd")
             sd = sig.sel(sigma_group=xr.DataArray(vals.to_numpy(), dims="run")).values
         else:
             sd = sig.values[..., None]
-        z = (rng.standard_t(ROBUST_NU, logmu.shape) if info["robust"]
-             else rng.standard_normal(logmu.shape))
-        logmu = logmu + sd * z
+        logmu = logmu + sd * standard_noise(rng, logmu.shape, info["robust"])
     run_ids = runs["run_id"].astype(str).to_numpy() if "run_id" in runs else np.arange(n)
     return xr.DataArray(np.exp(logmu), dims=(*SAMPLE_DIMS, "run"),
                         coords=_coords(tree) | {"run": run_ids}, name="loss",
@@ -282,7 +281,7 @@ def hdi(da: xr.DataArray, prob: float = 0.9) -> xr.DataArray:
     import arviz as az
 
     if not 0.0 < prob < 1.0:
-        raise ValueError(f"prob: must lie in (0, 1), got {prob}")
+        raise BayesfpInputError(f"prob: must lie in (0, 1), got {prob}")
     return az.hdi(da, prob=prob)
 
 

@@ -133,13 +133,6 @@ def check_fit(tree: xr.DataTree, rhat_max: float = RHAT_MAX, ess_min: float = ES
                                     "ebfmi_min": ebfmi_min, "max_divergences": max_divergences})
 
 
-def gate_of(tree: xr.DataTree) -> dict:
-    """The gate result stored in a fit's attrs."""
-    from bayesfp.bayes.io import fit_info
-
-    return fit_info(tree)["gate"]
-
-
 def identification(tree: xr.DataTree) -> pd.DataFrame:
     """How much the data taught about each sampled variable.
 

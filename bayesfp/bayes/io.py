@@ -9,8 +9,9 @@ A fit is the ``xarray.DataTree`` returned by :meth:`bayesfp.bayes.models.LawMode
 - ``observed_data``: the fitted log-losses;
 - ``fit_data``: the whole run table (excluded runs too), dim ``row``, with ``in_fit``;
 - ``attrs["bayesfp"]``: JSON with the law, pooling, priors, sampler config, fixed coefficients,
-  data centres, excluded runs, the diagnostics gate and ``hash``, a sha256 of the run table, the
-  model configuration and the priors.
+  data centres, excluded runs and the diagnostics gate; :func:`save_fit` adds
+  ``format_version``, ``bayesfp_version`` and ``hash``, a sha256 of the run table, the model
+  configuration and the priors.
 
 :func:`load_fit` recomputes the hash from the file's own ``fit_data`` and configuration and
 checks the format version; a mismatch raises ``ValueError`` (the file was altered or written by
@@ -27,7 +28,10 @@ import pandas as pd
 import xarray as xr
 
 import bayesfp
-from bayesfp.bayes.models import FORMAT_VERSION
+from bayesfp.errors import BayesfpInputError
+
+# Version of the file layout; a fit of another version is refused, never reinterpreted.
+FORMAT_VERSION = 1
 
 # Keys of the configuration that define the model (and so enter the hash).
 _HASHED = ("law", "model_version", "pool_by", "pooling", "centred", "pooled", "groups", "robust",
@@ -78,15 +82,8 @@ def _hash(ds: xr.Dataset, info: dict) -> str:
     return h.hexdigest()
 
 
-def attach_info(tree: xr.DataTree, table: pd.DataFrame, in_fit: np.ndarray,
-                info: dict) -> xr.DataTree:
-    """Add ``fit_data`` and the JSON attrs (with hash) to a fitted DataTree."""
-    ds = table_to_dataset(table, in_fit)
-    info = dict(info)
-    info["format_version"] = FORMAT_VERSION
-    info["bayesfp_version"] = bayesfp.__version__ if hasattr(bayesfp, "__version__") else ""
-    info["hash"] = _hash(ds, info)
-    tree["fit_data"] = xr.DataTree(ds)
+def set_info(tree: xr.DataTree, info: dict) -> xr.DataTree:
+    """Store a fit's configuration and gate result (``info``) as JSON in ``tree.attrs``."""
     tree.attrs["bayesfp"] = json.dumps(info, sort_keys=True)
     tree.attrs["gate_passed"] = int(bool(info["gate"]["passed"]))
     return tree
@@ -97,7 +94,7 @@ def fit_info(tree: xr.DataTree) -> dict:
     try:
         return json.loads(tree.attrs["bayesfp"])
     except KeyError:
-        raise ValueError("fit: not a bayesfp fit (attrs['bayesfp'] is missing)") from None
+        raise BayesfpInputError("fit: not a bayesfp fit (attrs['bayesfp'] is missing)") from None
 
 
 def fit_table(tree: xr.DataTree, fitted_only: bool = False) -> pd.DataFrame:
@@ -111,14 +108,22 @@ def fit_table(tree: xr.DataTree, fitted_only: bool = False) -> pd.DataFrame:
 def save_fit(tree: xr.DataTree, path: str | os.PathLike) -> Path:
     """Write a fit to one NetCDF file (h5netcdf; log-likelihood compressed).
 
+    The file's attrs add the format version, the bayesfp version and the hash of the stored run
+    table and configuration, which :func:`load_fit` checks.
+
     Returns
     -------
     pathlib.Path
     """
-    fit_info(tree)
+    info = fit_info(tree)
+    if "fit_data" not in tree.children:
+        raise BayesfpInputError("fit: has no fit_data group (not a fit from LawModel.fit)")
+    info = info | {"format_version": FORMAT_VERSION, "bayesfp_version": bayesfp.__version__}
+    info["hash"] = _hash(tree["fit_data"].to_dataset(), info)
+    tree = set_info(tree.copy(), info)
     path = Path(path)
     if path.suffix != ".nc":
-        raise ValueError(f"out: fit files end in .nc, got {path.name!r}")
+        raise BayesfpInputError(f"out: fit files end in .nc, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     enc = {}
     for name in ("log_likelihood", "posterior"):
@@ -146,14 +151,15 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
     try:
         tree = xr.open_datatree(path, engine="h5netcdf").load()
     except (OSError, ValueError) as exc:
-        raise ValueError(f"fit: cannot read {path}: {exc}") from None
+        raise BayesfpInputError(f"fit: cannot read {path}: {exc}") from None
     info = fit_info(tree)
     if info.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"fit: {path} has format version {info.get('format_version')}, this "
-                         f"bayesfp reads version {FORMAT_VERSION}; refit it")
+        raise BayesfpInputError(
+            f"fit: {path} has format version {info.get('format_version')}, this "
+            f"bayesfp reads version {FORMAT_VERSION}; refit it")
     if "fit_data" not in tree.children:
-        raise ValueError(f"fit: {path} has no fit_data group")
+        raise BayesfpInputError(f"fit: {path} has no fit_data group")
     if _hash(tree["fit_data"].to_dataset(), info) != info.get("hash"):
-        raise ValueError(f"fit: {path} does not match its hash (run table or model "
-                         "configuration changed); refit it")
+        raise BayesfpInputError(f"fit: {path} does not match its hash (run table or model "
+                                "configuration changed); refit it")
     return tree

@@ -26,8 +26,8 @@ T_N = n exp(-alpha cN), T_D = d exp(-beta cD) the two reducible terms there:
   alpha = beta = 0.35, delta = nu = 2.5, i.e. where the data inform the penalty).
 
 The level and slopes are nearly uncorrelated with the weakly identified splits, so a diagonal
-mass matrix suffices (the naive ``log n, alpha, eps`` coordinates lie on a curved ridge: 5x more
-leapfrog steps per draw, half the ESS). The law coefficients ``eps``, ``alpha``, ``beta``,
+mass matrix suffices, where the naive ``log n, alpha, eps`` coordinates lie on a curved ridge
+that needs far longer trajectories. The law coefficients ``eps``, ``alpha``, ``beta``,
 ``log_n``, ``log_d``, ``log_gamma`` are stored as deterministics.
 
 Partial pooling (``pool_by`` a run-table column) gives each group an offset on the log of the
@@ -49,16 +49,18 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from bayesfp import defaults
 from bayesfp.bayes import priors as pr
+from bayesfp.bayes.likelihood import ROBUST_NU, observe  # noqa: F401 (ROBUST_NU re-exported)
 from bayesfp.bayes.sample import SamplerConfig, run_nuts
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.base import natural
-from bayesfp.laws.inputs import TENSOR_UNPLACED, law_inputs, unplaced_runs
+from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.published import PUBLISHED
 from bayesfp.laws.registry import get_law
+from bayesfp.runs.select import fit_selection
 
-FORMAT_VERSION = 1
 MODEL_VERSION = 1
-ROBUST_NU = 4.0
 POOLINGS = ("partial", "none")
 HIGH_BITS = 16.0
 
@@ -104,7 +106,8 @@ class LawModel:
                  inputs_kw: Mapping | None = None, sampler=None, centred: bool = False):
         self.law = get_law(self.law_name)
         if pooling not in POOLINGS:
-            raise ValueError(f"pooling: unknown pooling {pooling!r} (use {', '.join(POOLINGS)})")
+            raise BayesfpInputError(
+                f"pooling: unknown pooling {pooling!r} (use {', '.join(POOLINGS)})")
         self.runs = runs.reset_index(drop=True)
         self.pool_by, self.pooling, self.robust, self.sigma_by = pool_by, pooling, robust, sigma_by
         self.centred = bool(centred)
@@ -125,10 +128,10 @@ class LawModel:
 
     @property
     def default_sampler_config(self) -> SamplerConfig:
-        """Default NUTS settings: 4 chains x (1000 tune + 1000 draws) on 2 cores, nutpie,
-        target acceptance 0.95; 0.99 for pooled models, whose group scale tau has a funnel
-        near 0 (measured: 17 divergences at 0.95, none at 0.99, on equal simulated groups)."""
-        return SamplerConfig(target_accept=0.99 if self.pool_by else 0.95)
+        """Default NUTS settings (:mod:`bayesfp.defaults`); pooled models use a higher target
+        acceptance, since their group scale tau has a funnel near 0."""
+        return SamplerConfig(target_accept=defaults.TARGET_ACCEPT_POOLED if self.pool_by
+                             else defaults.TARGET_ACCEPT)
 
     def _sampler(self, sampler) -> SamplerConfig:
         if isinstance(sampler, SamplerConfig):
@@ -136,7 +139,7 @@ class LawModel:
         base = self.default_sampler_config.to_dict()
         unknown = set(sampler or {}) - set(base)
         if unknown:
-            raise ValueError(f"sampler: unknown settings {sorted(unknown)}")
+            raise BayesfpInputError(f"sampler: unknown settings {sorted(unknown)}")
         return SamplerConfig(**(base | dict(sampler or {})))
 
     @property
@@ -149,24 +152,18 @@ class LawModel:
         df = self.runs
         for col in ("N", "D", "E", "M", "B", "operands", "loss"):
             if col not in df:
-                raise ValueError(f"runs: column {col!r} is missing")
-        status = df["status"].astype(str) if "status" in df else pd.Series("ok", index=df.index)
-        loss = pd.to_numeric(df["loss"], errors="coerce")
-        usable = (status == "ok") & np.isfinite(loss) & (loss > 0)
-        unplaced = pd.Series(unplaced_runs(df, self.inputs_kw.get("tensor_log2b")),
-                             index=df.index)
-        ok = usable & ~unplaced
-        self.in_fit = ok.to_numpy()
-        why = status.where(status != "ok", "no finite loss").where(~(usable & unplaced),
-                                                                     TENSOR_UNPLACED)
-        self.excluded = {str(k): int(v) for k, v in why[~ok].value_counts().items()}
+                raise BayesfpInputError(f"runs: column {col!r} is missing")
+        selection = fit_selection(df, self.inputs_kw.get("tensor_log2b"))
+        ok = selection.in_fit
+        self.in_fit = ok
+        self.excluded = selection.excluded
         ids = df["run_id"].astype(str) if "run_id" in df else pd.Series(df.index.astype(str))
         self.excluded_ids = list(ids[~ok])
         self.ok = df[ok].reset_index(drop=True)
         self.run_ids = list(ids[ok])
         if len(self.ok) < 2 * len(self.law.params):
-            raise ValueError(f"runs: {len(self.ok)} usable runs are too few to fit law "
-                             f"{self.law.name!r}")
+            raise BayesfpInputError(f"runs: {len(self.ok)} usable runs are too few to fit law "
+                                    f"{self.law.name!r}")
         if len(set(self.run_ids)) != len(self.run_ids):
             self.run_ids = [f"{r}#{i}" for i, r in enumerate(self.run_ids)]
 
@@ -205,16 +202,17 @@ class LawModel:
         self.group_idx = np.full(len(self.ok), -1, dtype=int)
         if self.pool_by is not None:
             if self.pool_by not in self.ok:
-                raise ValueError(f"pool_by: run table has no column {self.pool_by!r}")
+                raise BayesfpInputError(f"pool_by: run table has no column {self.pool_by!r}")
             if not self.pooled_default:
-                raise ValueError(f"pool_by: law {self.law.name!r} has no precision coefficient "
-                                 "to pool")
+                raise BayesfpInputError(
+                    f"pool_by: law {self.law.name!r} has no precision coefficient "
+                    "to pool")
             q = self._quantized()
             col = self.ok[self.pool_by].astype(str).to_numpy()
             self.groups = sorted(set(col[q]))
             if len(self.groups) < 2:
-                raise ValueError(f"pool_by: column {self.pool_by!r} has fewer than 2 groups "
-                                 "among quantized runs")
+                raise BayesfpInputError(f"pool_by: column {self.pool_by!r} has fewer than 2 groups "
+                                        "among quantized runs")
             lookup = {g: i for i, g in enumerate(self.groups)}
             self.group_idx = np.where(q, [lookup.get(v, -1) for v in col], -1)
             self.pooled = tuple(p for p in self.pooled_default if p not in self.fixed)
@@ -222,7 +220,7 @@ class LawModel:
         self.sigma_idx = np.zeros(len(self.ok), dtype=int)
         if self.sigma_by is not None:
             if self.sigma_by not in self.ok:
-                raise ValueError(f"sigma_by: run table has no column {self.sigma_by!r}")
+                raise BayesfpInputError(f"sigma_by: run table has no column {self.sigma_by!r}")
             col = self.ok[self.sigma_by].astype(str).to_numpy()
             self.sigma_groups = sorted(set(col))
             lookup = {g: i for i, g in enumerate(self.sigma_groups)}
@@ -236,23 +234,24 @@ class LawModel:
             values = self.sampled_from_law(natural(self.law, dict(PUBLISHED[self.law.name])))
             out = pr.centred_priors(self.sampled, values, base, width=pr.PUBLISHED_WIDTH)
         elif isinstance(prior, str) and not prior.endswith(".nc"):
-            raise ValueError(f"prior: unknown prior {prior!r} (use default, published or a "
-                             "saved fit .nc)")
+            raise BayesfpInputError(f"prior: unknown prior {prior!r} (use default, published or a "
+                                    "saved fit .nc)")
         else:
             from bayesfp.bayes.derived import coefficients
             from bayesfp.bayes.io import fit_info, load_fit
 
             prev = load_fit(prior) if isinstance(prior, str) else prior
             if fit_info(prev)["law"] != self.law.name:
-                raise ValueError(f"prior: the previous fit is of law {fit_info(prev)['law']!r},"
-                                 f" not {self.law.name!r}")
+                raise BayesfpInputError(
+                    f"prior: the previous fit is of law {fit_info(prev)['law']!r},"
+                    f" not {self.law.name!r}")
             draws = {k: np.asarray(v).ravel() for k, v in coefficients(prev).items()}
             values = self.sampled_from_law(natural(self.law, draws))
             out = pr.centred_priors(self.sampled, values, base)
         for k, v in (overrides or {}).items():
             if k not in out:
-                raise ValueError(f"priors: {k!r} is not a sampled variable of law "
-                                 f"{self.law.name!r} (choose from {', '.join(out)})")
+                raise BayesfpInputError(f"priors: {k!r} is not a sampled variable of law "
+                                        f"{self.law.name!r} (choose from {', '.join(out)})")
             out[k] = v if isinstance(v, pr.Prior) else pr.Prior.from_dict(v)
         return out
 
@@ -279,7 +278,7 @@ class LawModel:
         c = self.centres
         eps = np.asarray(p["eps"], dtype=float)
         if np.any(eps <= 0):
-            raise ValueError("prior: eps must be positive to centre priors on it")
+            raise BayesfpInputError("prior: eps must be positive to centre priors on it")
         log_tn = np.log(p["n"]) - p["alpha"] * c["cN"]
         log_td = np.log(p["d"]) - p["beta"] * c["cD"]
         return {"log_level": np.log(eps + np.exp(log_tn) + np.exp(log_td)),
@@ -358,10 +357,7 @@ class LawModel:
                 sd = sigma[self.sigma_idx]
             else:
                 sd = self.priors["sigma"].to_pymc("sigma")
-            if self.robust:
-                pm.StudentT("log_loss", nu=ROBUST_NU, mu=mu, sigma=sd, observed=obs, dims="run")
-            else:
-                pm.Normal("log_loss", mu=mu, sigma=sd, observed=obs, dims="run")
+            observe("log_loss", mu, sd, obs, robust=self.robust, dims="run")
         self._model = m
         return m
 
@@ -401,19 +397,19 @@ class LawModel:
         -------
         xarray.DataTree
             ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data`` and
-            ``fit_data`` (the run table) groups; ``attrs["bayesfp"]`` holds the configuration,
-            the gate result and the hash as JSON.
+            ``fit_data`` (the run table) groups; ``attrs["bayesfp"]`` holds the configuration
+            and the gate result as JSON. :func:`bayesfp.bayes.io.save_fit` writes it to a file.
         """
         import pymc as pm
         import xarray as xr
 
         from bayesfp.bayes.diagnostics import check_fit
-        from bayesfp.bayes.io import attach_info
+        from bayesfp.bayes.io import set_info, table_to_dataset
 
         cfg = self._sampler(self.sampler_config.to_dict() | sampler)
         yy = self.y if y is None else np.asarray(y, dtype=float)
         if yy.shape != self.y.shape:
-            raise ValueError(f"y: expected shape {self.y.shape}, got {yy.shape}")
+            raise BayesfpInputError(f"y: expected shape {self.y.shape}, got {yy.shape}")
         m = self.build_model()
         tree = run_nuts(m, self._key(), {"log_loss_obs": yy}, cfg, self.var_names())
         ll = pm.compute_log_likelihood(tree, model=m, extend_inferencedata=False,
@@ -423,21 +419,16 @@ class LawModel:
         groups = {"posterior": tree["posterior"].to_dataset(),
                   "sample_stats": tree["sample_stats"].to_dataset(),
                   "log_likelihood": ll.astype("float32"), "observed_data": obs}
-        out = xr.DataTree.from_dict(groups)
         table = self.runs.copy()
         if y is not None:
             table.loc[self.in_fit, "loss"] = np.exp(yy)
+        groups["fit_data"] = table_to_dataset(table, self.in_fit)
+        out = xr.DataTree.from_dict(groups)
         gate_result = check_fit(out, **(gate or {}))
         info = self.config() | {"sampler": cfg.to_dict(), "n_runs": len(self.ok),
                                 "excluded": self.excluded, "excluded_ids": self.excluded_ids,
                                 "gate": gate_result.to_dict()}
-        return attach_info(out, table, self.in_fit, info)
-
-    def predict(self, idata, runs: pd.DataFrame, noise: bool = True, seed: int = 0):
-        """Posterior predictive loss of runs (see :func:`bayesfp.bayes.derived.predict_loss`)."""
-        from bayesfp.bayes.derived import predict_loss
-
-        return predict_loss(idata, runs, noise=noise, seed=seed)
+        return set_info(out, info)
 
 
 class ChinchillaModel(LawModel):
@@ -567,5 +558,6 @@ def model_for(law: str, runs: pd.DataFrame, **kw) -> LawModel:
     """The model class of a law, built on a run table (keywords as in :class:`LawModel`)."""
     name = get_law(law).name
     if name not in MODELS:
-        raise ValueError(f"law: no Bayesian model for {name!r} (choose from {', '.join(MODELS)})")
+        raise BayesfpInputError(
+            f"law: no Bayesian model for {name!r} (choose from {', '.join(MODELS)})")
     return MODELS[name](runs, **kw)

@@ -1,11 +1,14 @@
 """Priors of the Bayesian law models: one small, serialisable spec per sampled variable.
 
-Every law model samples *centred* variables: for each power-law term an intercept at the centre
-of the data (``a_N = log n - alpha * cN`` with ``cN`` the mean log N of the fitted runs, likewise
-``a_D`` and the precision penalty's ``a_Q``) instead of the raw log-coefficient. The intercepts
-are nearly uncorrelated with the exponents, so NUTS needs far shorter trajectories. Priors are
-stated on these sampled variables; the law coefficients (``log_n``, ``log_d``, ``log_gamma``) are
-deterministic functions of them (see :mod:`bayesfp.bayes.models`).
+The law models sample what the runs determine directly, at the centre of the data (see
+:mod:`bayesfp.bayes.models`): the base loss there (``log_level``), how it splits between the
+irreducible loss and the two power-law terms (``k_N``, ``k_D``), the log slopes of the loss in
+log N and log D (``s_N``, ``s_D``), and for the Sun laws the penalty's log intercept ``a_Q``, its
+exponent sum ``pen_sum = delta + nu`` and share ``pen_share = log(delta / nu)`` (``alpha_q``,
+``beta_q`` for ``sun_sep``; Kumar samples ``log_gamma_*``). Priors are stated on these sampled
+variables, plus the noise sd ``sigma`` and the pooling scale ``tau``; the law coefficients
+(``eps``, ``alpha``, ``beta``, ``log_n``, ``log_d``, ``delta``, ``nu``, ``log_gamma``) are
+deterministic functions of them.
 
 Three ways to set priors:
 
@@ -15,7 +18,8 @@ Three ways to set priors:
 ``"published"``
     Centred on a law's published constants with the stated widths (:data:`PUBLISHED_WIDTH`).
 ``previous fit``
-    Moment-matched from a saved posterior (:func:`posterior_priors`), re-centred on the new data.
+    Moment-matched from a saved posterior (:func:`centred_priors` on its draws, mapped to this
+    model's sampled variables).
 """
 
 import math
@@ -23,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from bayesfp.errors import BayesfpInputError
 
 DISTS = ("normal", "lognormal", "truncnormal", "halfnormal")
 
@@ -46,9 +52,11 @@ class Prior:
 
     def __post_init__(self):
         if self.dist not in DISTS:
-            raise ValueError(f"prior: unknown distribution {self.dist!r} (use {', '.join(DISTS)})")
+            raise BayesfpInputError(
+                f"prior: unknown distribution {self.dist!r} (use {', '.join(DISTS)})")
         if not (self.sigma > 0 and math.isfinite(self.sigma) and math.isfinite(self.mu)):
-            raise ValueError(f"prior: need finite mu and sigma > 0, got {self.mu}, {self.sigma}")
+            raise BayesfpInputError(
+                f"prior: need finite mu and sigma > 0, got {self.mu}, {self.sigma}")
 
     def to_pymc(self, name: str, **kw):
         """Create the PyMC random variable (inside a model context)."""
@@ -196,6 +204,6 @@ def centred_priors(sampled: Mapping[str, str], values: Mapping[str, np.ndarray],
         else:
             sd = width["linear"]
         if not (np.isfinite(mu) and np.isfinite(sd) and sd > 0):
-            raise ValueError(f"prior: cannot centre {name!r} (mean {mu}, sd {sd})")
+            raise BayesfpInputError(f"prior: cannot centre {name!r} (mean {mu}, sd {sd})")
         out[name] = Prior(dist, mu, sd)
     return out

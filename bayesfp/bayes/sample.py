@@ -1,7 +1,7 @@
 """Run NUTS on a built PyMC model: nutpie by default, PyMC's own NUTS as the fallback.
 
-Compiling a model for nutpie (numba) takes 10-20 s and dominates small fits, so compiled models
-are cached by a key that covers everything except the observed losses; a refit on new losses of
+Compiling a model for nutpie (numba) dominates the time of small fits, so compiled models are
+cached by a key that covers everything except the observed losses; a refit on new losses of
 the same runs (simulation-based calibration, bootstrap-like checks) swaps the data in.
 """
 
@@ -9,6 +9,9 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import xarray as xr
+
+from bayesfp import defaults
+from bayesfp.errors import BayesfpInputError
 
 # Sample statistics kept in a fit, under ArviZ's names (nutpie name -> kept name).
 _NUTPIE_STATS = {
@@ -31,9 +34,9 @@ class SamplerConfig:
     Parameters
     ----------
     draws, tune : int
-        Kept draws and tuning steps per chain.
+        Kept draws and tuning steps per chain (defaults: :mod:`bayesfp.defaults`).
     chains : int
-        Independent chains (4 so that R-hat can see disagreement).
+        Independent chains (several, so that R-hat can see disagreement).
     cores : int
         Chains run in parallel on this many cores.
     target_accept : float
@@ -47,26 +50,26 @@ class SamplerConfig:
         Show a progress bar.
     """
 
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 4
-    cores: int = 2
-    target_accept: float = 0.95
-    sampler: str = "nutpie"
-    seed: int = 0
+    draws: int = defaults.DRAWS
+    tune: int = defaults.TUNE
+    chains: int = defaults.CHAINS
+    cores: int = defaults.CORES
+    target_accept: float = defaults.TARGET_ACCEPT
+    sampler: str = defaults.SAMPLER
+    seed: int = defaults.SEED
     progressbar: bool = False
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler: unknown sampler {self.sampler!r} "
-                             f"(use {', '.join(SAMPLERS)})")
+            raise BayesfpInputError(f"sampler: unknown sampler {self.sampler!r} "
+                                    f"(use {', '.join(SAMPLERS)})")
         for key in ("draws", "chains", "cores"):
             if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key}: must be at least 1, got {getattr(self, key)}")
+                raise BayesfpInputError(f"{key}: must be at least 1, got {getattr(self, key)}")
         if int(self.tune) < 0:
-            raise ValueError(f"tune: must be >= 0, got {self.tune}")
+            raise BayesfpInputError(f"tune: must be >= 0, got {self.tune}")
         if not 0.0 < float(self.target_accept) < 1.0:
-            raise ValueError(f"target_accept: must lie in (0, 1), got {self.target_accept}")
+            raise BayesfpInputError(f"target_accept: must lie in (0, 1), got {self.target_accept}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -4,8 +4,7 @@
 - :mod:`bayesfp.decide.draws`: posterior draws of a fit as flat arrays, the loss they predict;
 - :mod:`bayesfp.decide.analysis`: expected loss, P(best), regret, EVPI, budget re-allocation;
 - :mod:`bayesfp.decide.evsi`: expected value of sample information of candidate runs;
-- :mod:`bayesfp.decide.summary`: the result as plain dicts (JSON, report);
-- :mod:`bayesfp.decide.cli_decide`: the body of ``bayesfp decide``.
+- :mod:`bayesfp.decide.summary`: the result as plain dicts (JSON, report, ``bayesfp decide``).
 
 See ``docs/decisions.md``.
 """

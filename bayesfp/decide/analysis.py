@@ -24,6 +24,7 @@ import numpy as np
 
 from bayesfp.decide.draws import PosteriorDraws
 from bayesfp.decide.problem import DecisionProblem, Format
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.derived import golden_min
 
 # Values below this fraction of the largest |utility| are rounding noise, reported as 0.
@@ -39,7 +40,8 @@ def _weights(S: int, w) -> np.ndarray:
         return np.full(S, 1.0 / S)
     w = np.asarray(w, dtype=float)
     if w.shape != (S,) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
-        raise ValueError(f"weights: need {S} non-negative finite weights with a positive sum")
+        raise BayesfpInputError(
+            f"weights: need {S} non-negative finite weights with a positive sum")
     return w / w.sum()
 
 
@@ -90,7 +92,7 @@ def hdi(x, prob: float = 0.9) -> np.ndarray:
         Lower and upper bounds (the shortest interval holding ``ceil(prob S)`` draws).
     """
     if not 0.0 < prob < 1.0:
-        raise ValueError(f"hdi_prob: must lie in (0, 1), got {prob}")
+        raise BayesfpInputError(f"hdi_prob: must lie in (0, 1), got {prob}")
     x = np.sort(np.asarray(x, dtype=float), axis=0)
     S = x.shape[0]
     m = min(max(int(np.ceil(prob * S)), 1), S)
@@ -164,7 +166,7 @@ def per_draw_allocation(draws: PosteriorDraws, problem: DecisionProblem, fmt: Fo
         ``N``, ``D`` and ``loss`` (nats/token).
     """
     if problem.mode != "budget":
-        raise ValueError("budget: the allocation is re-optimised only when N and D are free")
+        raise BayesfpInputError("budget: the allocation is re-optimised only when N and D are free")
     lo, hi = _log_n_range(problem, fmt)
 
     def f(u):
@@ -202,9 +204,9 @@ def fixed_allocation(problem: DecisionProblem, fmt: Format) -> tuple:
         return problem.N, float(problem.budget / problem.cost.cost(fmt, problem.N, 1.0))
     if problem.mode == "budget_D":
         if not problem.cost.scales_with_N:
-            raise ValueError("throughput: column N is needed to derive N from a budget")
+            raise BayesfpInputError("throughput: column N is needed to derive N from a budget")
         return float(problem.budget / problem.cost.cost(fmt, 1.0, problem.D)), problem.D
-    raise ValueError("budget: N and D are free; use bayes_allocation")
+    raise BayesfpInputError("budget: N and D are free; use bayes_allocation")
 
 
 @dataclass
@@ -277,8 +279,8 @@ def build_actions(draws: PosteriorDraws, problem: DecisionProblem, n_grid: int =
                      for i, n, d in zip(fi, Ns, Ds)])
     if not np.isfinite(loss).all():
         bad = sorted({problem.formats[i].name for i in fi[~np.isfinite(loss).all(axis=0)]})
-        raise ValueError(f"formats: the law gives no finite loss for {', '.join(bad)} "
-                         "at this N and D")
+        raise BayesfpInputError(f"formats: the law gives no finite loss for {', '.join(bad)} "
+                                "at this N and D")
     return Actions(fi, Ns, Ds, cost, loss, problem.price)
 
 

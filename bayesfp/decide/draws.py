@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bayesfp.bayes.models import ROBUST_NU
 from bayesfp.decide.problem import Format
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.base import Law
 from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.registry import get_law
 
-__all__ = ["ROBUST_NU", "PosteriorDraws", "draws_from_fit"]
+__all__ = ["PosteriorDraws", "draws_from_fit"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class PosteriorDraws:
     sigma : array, shape (S,)
         Noise sd of a run's measured log-loss.
     robust : bool
-        Student-t noise (4 degrees of freedom) instead of normal.
+        Student-t noise (:data:`bayesfp.bayes.likelihood.ROBUST_NU` degrees of freedom)
+        instead of normal.
     inputs_kw : mapping
         Keywords of :func:`bayesfp.laws.law_inputs` the fit used (``channel_log2b``, ...).
     runs : pandas.DataFrame, optional
@@ -57,12 +58,12 @@ class PosteriorDraws:
         sigma = np.asarray(self.sigma, dtype=float).ravel()
         sizes.add(sigma.size)
         if len(sizes - {1}) > 1:
-            raise ValueError(f"draws: coefficient arrays differ in length ({sorted(sizes)})")
+            raise BayesfpInputError(f"draws: coefficient arrays differ in length ({sorted(sizes)})")
         n = max(sizes)
         if sigma.size == 1:
             sigma = np.full(n, float(sigma[0]))
         if np.any(~np.isfinite(sigma)) or np.any(sigma <= 0):
-            raise ValueError("draws: noise sd sigma must be positive and finite")
+            raise BayesfpInputError("draws: noise sd sigma must be positive and finite")
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "sigma", sigma)
         object.__setattr__(self, "_inputs", {})
@@ -147,7 +148,7 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
     if not hasattr(tree, "children"):
         tree = load_fit(tree)
     if thin < 1:
-        raise ValueError(f"thin: must be at least 1, got {thin}")
+        raise BayesfpInputError(f"thin: must be at least 1, got {thin}")
     info = fit_info(tree)
     coefs = coefficients(tree, group)
     params = {k: (_flatten(v)[::thin] if hasattr(v, "dims") else float(v))
@@ -158,8 +159,9 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
             sigma = np.sqrt((sig ** 2).mean("sigma_group"))
         else:
             if sigma_group not in list(sig["sigma_group"].values):
-                raise ValueError(f"sigma_group: {sigma_group!r} has no fitted noise sd (groups: "
-                                 f"{', '.join(map(str, sig['sigma_group'].values))})")
+                raise BayesfpInputError(
+                    f"sigma_group: {sigma_group!r} has no fitted noise sd (groups: "
+                    f"{', '.join(map(str, sig['sigma_group'].values))})")
             sigma = sig.sel(sigma_group=sigma_group)
     else:
         sigma = sig

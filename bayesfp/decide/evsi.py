@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesfp.bayes.likelihood import log_density, standard_noise
 from bayesfp.decide.analysis import ROUNDING, Decision, build_actions
-from bayesfp.decide.draws import ROBUST_NU, PosteriorDraws
+from bayesfp.decide.draws import PosteriorDraws
 from bayesfp.decide.problem import DecisionProblem, Format, parse_format
+from bayesfp.errors import BayesfpInputError
 
 # A reweighted posterior on fewer effective draws than this is flagged as unreliable.
 MIN_ESS = 30.0
@@ -44,16 +46,6 @@ MIN_ESS = 30.0
 # ---------------------------------------------------------------------------------------------
 # Pure math
 # ---------------------------------------------------------------------------------------------
-
-
-def log_likelihood(y, mu, sigma, robust: bool = False) -> np.ndarray:
-    """Log density of outcomes ``y`` (J,) under each draw's mean ``mu`` (S,) and sd ``sigma``
-    (S,), up to a constant: shape ``(J, S)``."""
-    y = np.asarray(y, dtype=float)[:, None]
-    r = (y - np.asarray(mu, dtype=float)[None, :]) / np.asarray(sigma, dtype=float)[None, :]
-    if robust:
-        return -np.log(sigma)[None, :] - 0.5 * (ROBUST_NU + 1.0) * np.log1p(r * r / ROBUST_NU)
-    return -np.log(sigma)[None, :] - 0.5 * r * r
 
 
 def reweight(loglik) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +91,7 @@ def preposterior(U, mu, sigma, idx, z, robust: bool = False) -> dict:
     """
     mu, sigma = np.asarray(mu, dtype=float), np.asarray(sigma, dtype=float)
     y = mu[idx] + sigma[idx] * np.asarray(z, dtype=float)
-    W, ess = reweight(log_likelihood(y, mu, sigma, robust))
+    W, ess = reweight(log_density(y, mu, sigma, robust))
     return {"evsi": evsi_from_weights(U, W), "ess": ess}
 
 
@@ -147,12 +139,12 @@ def make_experiment(problem: DecisionProblem, fmt, N: float, D: float, cost: flo
             fmt, block if block is not None else _default_block(problem))
     N, D = float(N), float(D)
     if not (np.isfinite(N) and N > 0 and np.isfinite(D) and D > 0):
-        raise ValueError(f"next_runs: N and D must be positive, got N={N}, D={D}")
+        raise BayesfpInputError(f"next_runs: N and D must be positive, got N={N}, D={D}")
     if cost is None or (isinstance(cost, float) and np.isnan(cost)):
         cost = float(problem.cost.cost(fmt, N, D))
     cost = float(cost)
     if not (np.isfinite(cost) and cost > 0):
-        raise ValueError(f"next_runs: cost must be positive, got {cost} for {fmt.name}")
+        raise BayesfpInputError(f"next_runs: cost must be positive, got {cost} for {fmt.name}")
     return Experiment(fmt, N, D, cost)
 
 
@@ -169,10 +161,10 @@ def read_candidates(path, problem: DecisionProblem) -> list[Experiment]:
     df = pd.read_csv(path)
     missing = [c for c in ("N", "D", "format") if c not in df]
     if missing:
-        raise ValueError(f"next_runs: {path} lacks column(s) {', '.join(missing)} "
-                         "(need N, D, format and optionally cost)")
+        raise BayesfpInputError(f"next_runs: {path} lacks column(s) {', '.join(missing)} "
+                                "(need N, D, format and optionally cost)")
     if df.empty:
-        raise ValueError(f"next_runs: {path} lists no candidate runs")
+        raise BayesfpInputError(f"next_runs: {path} lists no candidate runs")
     return [make_experiment(problem, r["format"], r["N"], r["D"],
                             float(r["cost"]) if "cost" in df else None)
             for _, r in df.iterrows()]
@@ -187,8 +179,8 @@ def default_candidates(draws: PosteriorDraws, problem: DecisionProblem) -> list[
     [smallest D, 100 x largest D]): where the penalty coefficients matter most.
     """
     if draws.runs is None or len(draws.runs) == 0:
-        raise ValueError("next_runs: these draws carry no run table; give candidate runs "
-                         "(CSV with N, D, format)")
+        raise BayesfpInputError("next_runs: these draws carry no run table; give candidate runs "
+                                "(CSV with N, D, format)")
     Ns = np.sort(draws.runs["N"].astype(float).unique())
     Ds = draws.runs["D"].astype(float)
     d_lo, d_hi = float(Ds.min()), float(Ds.max())
@@ -247,9 +239,9 @@ def rank_experiments(draws: PosteriorDraws, decision: Decision, candidates: list
         run), ``ess_median``, ``ess_min``, ``reliable``, ``rank``.
     """
     if not candidates:
-        raise ValueError("next_runs: no candidate runs")
+        raise BayesfpInputError("next_runs: no candidate runs")
     if n_outer < 1:
-        raise ValueError(f"n_outer: must be at least 1, got {n_outer}")
+        raise BayesfpInputError(f"n_outer: must be at least 1, got {n_outer}")
     problem = decision.problem
     span = None
     if decision.allocation is not None:
@@ -261,13 +253,13 @@ def rank_experiments(draws: PosteriorDraws, decision: Decision, candidates: list
     rng = np.random.default_rng(seed)
     S = draws.size
     idx = rng.choice(S, size=n_outer, replace=n_outer > S)
-    z = (rng.standard_t(ROBUST_NU, n_outer) if draws.robust else rng.standard_normal(n_outer))
+    z = standard_noise(rng, n_outer, draws.robust)
     rows = []
     for e in candidates:
         with np.errstate(divide="ignore", invalid="ignore"):
             mu = np.log(draws.loss(e.fmt, e.N, e.D))
         if not np.isfinite(mu).all():
-            raise ValueError(f"next_runs: the law gives no finite loss for {e.label}")
+            raise BayesfpInputError(f"next_runs: the law gives no finite loss for {e.label}")
         res = preposterior(U, mu, draws.sigma, idx, z, draws.robust)
         ess_med = float(np.median(res["ess"]))
         rows.append({"run": e.label, "format": e.fmt.name, "N": e.N, "D": e.D, "cost": e.cost,

@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayesfp import defaults
 from bayesfp.dims import PAPER_OPERANDS
+from bayesfp.errors import BayesfpInputError
 
-DEFAULT_FORMATS = "e2m1,e3m2,e4m3,bf16"
-DEFAULT_BLOCK = 128
+DEFAULT_FORMATS = defaults.FORMATS
+DEFAULT_BLOCK = defaults.BLOCK
 DEFAULT_OPERANDS = "+".join(PAPER_OPERANDS)
 SUN_K = 6.0 / 16.0
 
@@ -79,10 +81,12 @@ def _block_word(block) -> str:
     try:
         v = float(s)
     except ValueError:
-        raise ValueError(f"block: expected a positive integer, channel or tensor, got {block!r}"
-                         ) from None
+        raise BayesfpInputError(
+            f"block: expected a positive integer, channel or tensor, got {block!r}"
+            ) from None
     if v <= 0 or v != int(v):
-        raise ValueError(f"block: expected a positive integer, channel or tensor, got {block!r}")
+        raise BayesfpInputError(
+            f"block: expected a positive integer, channel or tensor, got {block!r}")
     return str(int(v))
 
 
@@ -108,27 +112,28 @@ def parse_format(spec, block=DEFAULT_BLOCK, operands: str = DEFAULT_OPERANDS) ->
         return spec
     if isinstance(spec, (tuple, list)):
         if len(spec) not in (2, 3):
-            raise ValueError(f"formats: a format tuple is (E, M) or (E, M, B), got {spec!r}")
+            raise BayesfpInputError(f"formats: a format tuple is (E, M) or (E, M, B), got {spec!r}")
         e, m = int(spec[0]), int(spec[1])
         b = _block_word(spec[2] if len(spec) == 3 else block)
         if e < 1 or m < 0:
-            raise ValueError(f"formats: need E >= 1 and M >= 0, got {spec!r}")
+            raise BayesfpInputError(f"formats: need E >= 1 and M >= 0, got {spec!r}")
         default = b == _block_word(block)
         return Format(f"e{e}m{m}" + ("" if default else f"/{b}"), e, m, b, operands)
     text = str(spec).strip().lower()
     name, _, b = text.partition("/")
     if name in _UNQUANTIZED:
         if b:
-            raise ValueError(f"formats: {name} is unquantized and takes no block, got {spec!r}")
+            raise BayesfpInputError(
+                f"formats: {name} is unquantized and takes no block, got {spec!r}")
         e, m = _UNQUANTIZED[name]
         return Format(name, e, m, "none", "none")
     hit = _EM.match(name)
     if hit is None:
-        raise ValueError(f"formats: unknown format {spec!r} (use e.g. e2m1, e4m3, e4m3/32, "
-                         "fp8_e4m3, bf16)")
+        raise BayesfpInputError(f"formats: unknown format {spec!r} (use e.g. e2m1, e4m3, e4m3/32, "
+                                "fp8_e4m3, bf16)")
     e, m = int(hit.group(1)), int(hit.group(2))
     if e < 1:
-        raise ValueError(f"formats: need at least one exponent bit, got {spec!r}")
+        raise BayesfpInputError(f"formats: need at least one exponent bit, got {spec!r}")
     bw = _block_word(b if b else block)
     label = f"e{e}m{m}" + (f"/{bw}" if b else "")
     return Format(label, e, m, bw, operands)
@@ -148,11 +153,11 @@ def parse_formats(specs, block=DEFAULT_BLOCK, operands: str = DEFAULT_OPERANDS) 
         specs = [s for s in specs.split(",") if s.strip()]
     out = [parse_format(s, block, operands) for s in specs]
     if not out:
-        raise ValueError("formats: give at least one candidate format")
+        raise BayesfpInputError("formats: give at least one candidate format")
     names = [f.name for f in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"formats: {', '.join(dup)} listed twice")
+        raise BayesfpInputError(f"formats: {', '.join(dup)} listed twice")
     return out
 
 
@@ -180,13 +185,13 @@ class FlopCost:
 
     def __post_init__(self):
         if not self.k > 0:
-            raise ValueError(f"k: must be positive, got {self.k}")
+            raise BayesfpInputError(f"k: must be positive, got {self.k}")
 
     def rate(self, fmt: Format) -> float:
         """Cost per parameter per token, ``k (P + b)`` (FLOPs)."""
         r = self.k * (fmt.P + self.b)
         if not r > 0:
-            raise ValueError(f"b: k (P + b) must be positive for {fmt.name}, got {r}")
+            raise BayesfpInputError(f"b: k (P + b) must be positive for {fmt.name}, got {r}")
         return r
 
     def cost(self, fmt: Format, N, D):
@@ -217,19 +222,21 @@ class ThroughputCost:
         object.__setattr__(self, "scales_with_N", self.N_ref is not None)
         for name, v in self.tokens_per_s.items():
             if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"throughput: tokens_per_s of {name!r} must be positive, got {v}")
+                raise BayesfpInputError(
+                    f"throughput: tokens_per_s of {name!r} must be positive, got {v}")
 
     def _tps(self, fmt: Format) -> float:
         if fmt.name not in self.tokens_per_s:
-            raise ValueError(f"throughput: no tokens_per_s for format {fmt.name!r} "
-                             f"(table has {', '.join(sorted(self.tokens_per_s))})")
+            raise BayesfpInputError(f"throughput: no tokens_per_s for format {fmt.name!r} "
+                                    f"(table has {', '.join(sorted(self.tokens_per_s))})")
         return float(self.tokens_per_s[fmt.name])
 
     def rate(self, fmt: Format) -> float:
         """GPU-hours per parameter per token (needs ``N_ref``)."""
         if self.N_ref is None:
-            raise ValueError("throughput: column N (model size the throughput was measured at) "
-                             "is needed to trade N against D at a budget")
+            raise BayesfpInputError(
+                "throughput: column N (model size the throughput was measured at) "
+                "is needed to trade N against D at a budget")
         return 1.0 / (3600.0 * self._tps(fmt) * float(self.N_ref[fmt.name]))
 
     def cost(self, fmt: Format, N, D):
@@ -251,18 +258,19 @@ def read_throughput(path) -> ThroughputCost:
     df = pd.read_csv(path)
     for col in ("format", "tokens_per_s"):
         if col not in df:
-            raise ValueError(f"throughput: {path} has no column {col!r} "
-                             "(need format, tokens_per_s and optionally N)")
+            raise BayesfpInputError(f"throughput: {path} has no column {col!r} "
+                                    "(need format, tokens_per_s and optionally N)")
     tps, nref = {}, {}
     for _, row in df.iterrows():
         name = parse_format(row["format"]).name
         if name in tps:
-            raise ValueError(f"throughput: format {name!r} appears twice in {path}")
+            raise BayesfpInputError(f"throughput: format {name!r} appears twice in {path}")
         tps[name] = float(row["tokens_per_s"])
         if "N" in df:
             n = float(row["N"])
             if not (np.isfinite(n) and n > 0):
-                raise ValueError(f"throughput: N of {name!r} must be positive, got {row['N']}")
+                raise BayesfpInputError(
+                    f"throughput: N of {name!r} must be positive, got {row['N']}")
             nref[name] = n
     return ThroughputCost(tps, nref if "N" in df else None)
 
@@ -323,9 +331,9 @@ def _positive(name: str, v) -> float | None:
     try:
         x = float(v)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {v!r}") from None
+        raise BayesfpInputError(f"{name}: expected a number, got {v!r}") from None
     if not (np.isfinite(x) and x > 0):
-        raise ValueError(f"{name}: must be a positive finite number, got {v!r}")
+        raise BayesfpInputError(f"{name}: must be a positive finite number, got {v!r}")
     return x
 
 
@@ -360,13 +368,14 @@ def make_problem(formats=DEFAULT_FORMATS, budget=None, N=None, D=None, block=DEF
     fmts = parse_formats(formats, block, operands)
     budget, N, D = _positive("budget", budget), _positive("N", N), _positive("D", D)
     if budget is None and (N is None or D is None):
-        raise ValueError("budget: give a compute budget (--budget), or both N and D")
+        raise BayesfpInputError("budget: give a compute budget (--budget), or both N and D")
     if budget is not None and N is not None and D is not None:
-        raise ValueError("budget: with both N and D fixed there is nothing to spend a budget on; "
-                         "give the budget with N or D, or leave the budget out")
+        raise BayesfpInputError(
+            "budget: with both N and D fixed there is nothing to spend a budget on; "
+            "give the budget with N or D, or leave the budget out")
     price = 0.0 if price is None else float(price)
     if not (np.isfinite(price) and price >= 0):
-        raise ValueError(f"price: must be a finite number >= 0, got {price}")
+        raise BayesfpInputError(f"price: must be a finite number >= 0, got {price}")
     if throughput is None:
         cost = FlopCost(float(k), float(b))
     elif isinstance(throughput, ThroughputCost):
@@ -381,6 +390,7 @@ def make_problem(formats=DEFAULT_FORMATS, budget=None, N=None, D=None, block=DEF
         else:
             cost.rate(f)
     if budget is not None and N is None and not cost.scales_with_N:
-        raise ValueError("throughput: column N (model size the throughput was measured at) is "
-                         "needed to trade N against D at a budget; or fix N")
+        raise BayesfpInputError(
+            "throughput: column N (model size the throughput was measured at) is "
+            "needed to trade N against D at a budget; or fix N")
     return DecisionProblem(tuple(fmts), cost, budget, N, D, price)

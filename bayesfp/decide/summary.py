@@ -17,6 +17,7 @@ from bayesfp.decide.problem import (
     DecisionProblem,
     make_problem,
 )
+from bayesfp.errors import BayesfpInputError
 
 # A candidate other than the Bayes choice is "plausible" while P(best) is at least this.
 PLAUSIBLE = 0.05
@@ -157,15 +158,31 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
     Returns
     -------
     dict
-        See :func:`decision_to_dict`.
+        See :func:`decision_to_dict`; for a fit (not draws) also ``fit``: its ``path`` (when
+        given one), ``law`` and ``gate_passed``.
 
-    Examples
-    --------
-    >>> d = decision_for_report("fit.nc", budget=1e21)            # doctest: +SKIP
-    >>> d["choice"], d["evpi"], d["next_runs"][0]["run"]          # doctest: +SKIP
+    Raises
+    ------
+    BayesfpInputError
+        On a bad decision setting, before the fit is read.
     """
-    draws = fit if isinstance(fit, PosteriorDraws) else draws_from_fit(fit, group=group)
+    from bayesfp.bayes.io import fit_info, load_fit
+
+    if not 0.0 < hdi_prob < 1.0:
+        raise BayesfpInputError(f"hdi_prob: must lie in (0, 1), got {hdi_prob}")
     problem = make_problem(formats, budget=budget, N=N, D=D, block=block, k=k, b=b,
                            throughput=throughput, price=price)
+    about = None
+    if isinstance(fit, PosteriorDraws):
+        draws = fit
+    else:
+        tree = fit if hasattr(fit, "children") else load_fit(fit)
+        draws = draws_from_fit(tree, group=group)
+        gate = fit_info(tree).get("gate", {})
+        about = {"path": None if hasattr(fit, "children") else str(fit),
+                 "law": draws.law.name, "gate_passed": bool(gate.get("passed", False))}
     decision, ranking = solve(draws, problem, next_runs, hdi_prob, seed)
-    return decision_to_dict(decision, ranking, draws)
+    result = decision_to_dict(decision, ranking, draws)
+    if about is not None:
+        result["fit"] = about
+    return result

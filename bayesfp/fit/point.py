@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.base import Law
-from bayesfp.laws.inputs import TENSOR_UNPLACED, law_inputs, unplaced_runs
+from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.registry import get_law
+from bayesfp.runs.select import fit_selection
 
 HUBER_DELTA = 1e-3
 
@@ -216,8 +218,9 @@ def fit_point(runs: pd.DataFrame, law: Law | str = "sun", n_boot: int = 200,
     Parameters
     ----------
     runs : pandas.DataFrame
-        Validated run table (``docs/runs.md``). Only runs with ``status == "ok"`` are fitted;
-        the others are counted in ``PointFit.excluded``.
+        Validated run table (``docs/runs.md``). Only the runs
+        :func:`bayesfp.runs.select.fit_selection` keeps are fitted; the others are counted in
+        ``PointFit.excluded``.
     law : str or Law
         ``chinchilla``, ``kumar``, ``sun`` or ``sun_sep``.
     n_boot : int
@@ -239,15 +242,11 @@ def fit_point(runs: pd.DataFrame, law: Law | str = "sun", n_boot: int = 200,
     PointFit
     """
     law = get_law(law)
-    status = runs["status"] if "status" in runs else pd.Series("ok", index=runs.index)
-    unplaced = unplaced_runs(runs, (inputs_kw or {}).get("tensor_log2b"))
-    ok = runs[(status == "ok").to_numpy() & ~unplaced]
-    excluded = {str(k): int(v) for k, v in status[status != "ok"].value_counts().items()}
-    n_unplaced = int(((status == "ok").to_numpy() & unplaced).sum())
-    if n_unplaced:
-        excluded[TENSOR_UNPLACED] = n_unplaced
+    selection = fit_selection(runs, (inputs_kw or {}).get("tensor_log2b"))
+    ok = runs[selection.in_fit]
+    excluded = selection.excluded
     if len(ok) == 0:
-        raise ValueError("runs: no run with status 'ok' to fit")
+        raise BayesfpInputError("runs: no run with status 'ok' to fit")
     x = law_inputs(ok, **(inputs_kw or {}))
     x = {k: x[k] for k in law.inputs}
     logy = np.log(ok["loss"].to_numpy(dtype=float))
@@ -257,8 +256,8 @@ def fit_point(runs: pd.DataFrame, law: Law | str = "sun", n_boot: int = 200,
         fix[k] = float(v)
     free = [p.name for p in law.params if p.name not in fix]
     if len(ok) < len(free):
-        raise ValueError(f"runs: {len(ok)} ok runs cannot identify {len(free)} coefficients "
-                         f"of law {law.name!r}")
+        raise BayesfpInputError(f"runs: {len(ok)} ok runs cannot identify {len(free)} coefficients "
+                                f"of law {law.name!r}")
     fixed_params = {k: v for k, v in fix.items()}
     obj = _Objective(law, free, fixed_params, x, logy)
     bounds = _bounds(law, free, eps_hi=float(np.exp(logy.min())))

@@ -18,6 +18,8 @@ from types import ModuleType
 
 import numpy as np
 
+from bayesfp.errors import BayesfpInputError
+
 
 @dataclass(frozen=True)
 class Param:
@@ -73,15 +75,11 @@ class Law:
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
-    @property
-    def required_params(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.params if p.optional is None)
-
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:
                 return p
-        raise ValueError(f"law {self.name!r} has no parameter {name!r}")
+        raise BayesfpInputError(f"law {self.name!r} has no parameter {name!r}")
 
     def loss(self, params: Mapping, inputs: Mapping, xp: ModuleType = np):
         """Predicted final validation loss (nats/token) for each run.
@@ -104,7 +102,7 @@ class Law:
         """
         missing = [k for k in self.inputs if k not in inputs]
         if missing:
-            raise ValueError(f"law {self.name!r} needs inputs {missing}")
+            raise BayesfpInputError(f"law {self.name!r} needs inputs {missing}")
         x = _align_inputs(params, {k: inputs[k] for k in self.inputs})
         return self.fn(_Getter(self, params, xp), x, xp)
 
@@ -128,7 +126,7 @@ class _Getter:
             return self.xp.exp(self.params["log_" + name])
         default = self.law.param(name).optional
         if default is None:
-            raise ValueError(f"law {self.law.name!r}: parameter {name!r} is missing")
+            raise BayesfpInputError(f"law {self.law.name!r}: parameter {name!r} is missing")
         return default
 
     def log(self, name: str):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.base import Law, natural
 from bayesfp.laws.registry import get_law
 
@@ -59,8 +60,8 @@ def critical_data_size(params: Mapping, N, E, M, log2B, law: Law | str = "sun"):
                     - p["delta"] * np.log(E + 0.5) - p["nu"] * np.log(M + 0.5))
             num = np.log(p["beta"] * p["d"]) - np.log(p["beta_q"]) - logK
             return np.exp(num / (p["beta"] + p["beta_q"]))
-    raise ValueError(f"critical_data_size: law {law.name!r} has no training-time D_crit "
-                     "(use critical_data_size_ptq for Kumar's post-training quantization)")
+    raise BayesfpInputError(f"critical_data_size: law {law.name!r} has no training-time D_crit "
+                            "(use critical_data_size_ptq for Kumar's post-training quantization)")
 
 
 def critical_data_size_ptq(params: Mapping, N, P_post):
@@ -94,7 +95,7 @@ def optimal_split_continuous(params: Mapping, P, law: Law | str = "sun"):
 def split_candidates(P: int, e_min: int = 1, e_max: int = 8) -> list[tuple[int, int]]:
     """Every integer (E, M) with E + M = P - 1, e_min <= E <= e_max and M >= 0."""
     if P < 2:
-        raise ValueError(f"P: need at least 2 bits (sign + 1), got {P}")
+        raise BayesfpInputError(f"P: need at least 2 bits (sign + 1), got {P}")
     return [(e, P - 1 - e) for e in range(e_min, min(e_max, P - 1) + 1)]
 
 
@@ -212,7 +213,7 @@ def compute_optimal(params: Mapping, C, law: Law | str = "sun", k: float = 6.0 /
         elif law.name in ("kumar", "kumar_ptq"):
             x.update(P_w=P, P_a=P, P_kv=P, P_post=P)
         else:
-            raise ValueError(f"compute_optimal: law {law.name!r} has no precision")
+            raise BayesfpInputError(f"compute_optimal: law {law.name!r} has no precision")
         return law.loss(p, x)
 
     lo_n = np.full(shape, np.log(1.0))

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from bayesfp.dims import CHANNEL_LOG2B
+from bayesfp.errors import BayesfpInputError
 
 
 def block_log2(B, channel_log2b: float = CHANNEL_LOG2B, tensor_log2b: float | None = None):
@@ -32,16 +33,16 @@ def block_log2(B, channel_log2b: float = CHANNEL_LOG2B, tensor_log2b: float | No
             out.append(channel_log2b)
         elif s == "tensor":
             if tensor_log2b is None:
-                raise ValueError("B: tensor-wise runs need an effective log2(B) "
-                                 "(pass tensor_log2b, or use a law variant that fits it)")
+                raise BayesfpInputError("B: tensor-wise runs need an effective log2(B) "
+                                        "(pass tensor_log2b, or use a law variant that fits it)")
             out.append(tensor_log2b)
         else:
             try:
                 v = int(float(s))
             except ValueError:
-                raise ValueError(f"B: unknown granularity {b!r}") from None
+                raise BayesfpInputError(f"B: unknown granularity {b!r}") from None
             if v <= 0:
-                raise ValueError(f"B: block size must be positive, got {b!r}")
+                raise BayesfpInputError(f"B: block size must be positive, got {b!r}")
             out.append(np.log2(v))
     return np.asarray(out, dtype=float)
 

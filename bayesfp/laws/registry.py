@@ -1,5 +1,6 @@
 """Laws by name."""
 
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.base import Law
 from bayesfp.laws.chinchilla import CHINCHILLA
 from bayesfp.laws.kumar import KUMAR, KUMAR_PTQ
@@ -16,4 +17,5 @@ def get_law(law: Law | str) -> Law:
     try:
         return LAWS[str(law).lower()]
     except KeyError:
-        raise ValueError(f"law: unknown law {law!r}; choose from {', '.join(LAWS)}") from None
+        raise BayesfpInputError(
+            f"law: unknown law {law!r}; choose from {', '.join(LAWS)}") from None

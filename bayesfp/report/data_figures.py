@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayesfp import dims
+from bayesfp.errors import BayesfpInputError
 from bayesfp.report.figures import WIDTH, _finish_panels
 
 PAPER_OPERANDS = "+".join(dims.PAPER_OPERANDS)
@@ -84,7 +85,7 @@ def loss_vs_tokens(df: pd.DataFrame, block=128, operands: str = PAPER_OPERANDS,
     quant, base = _select(df, block, operands)
     Ns = sorted(set(quant["N"]) | set(base["N"])) if Ns is None else list(Ns)
     if not Ns:
-        raise ValueError("loss_vs_tokens: no finished runs to draw")
+        raise BayesfpInputError("loss_vs_tokens: no finished runs to draw")
     formats = _format_order(quant)
     colors = _format_colors(formats)
     ncol = min(len(Ns), 3)
@@ -123,14 +124,15 @@ def penalty_vs_bits(df: pd.DataFrame, block=128, operands: str = PAPER_OPERANDS,
     quant, base = _select(df, block, operands)
     if D is None:
         if not len(quant):
-            raise ValueError("penalty_vs_bits: no quantized runs to draw")
+            raise BayesfpInputError("penalty_vs_bits: no quantized runs to draw")
         D = float(quant["D"].max())
     quant, base = quant[quant["D"] == D], base[base["D"] == D]
     bm = base.groupby("N")["loss"].mean()
     qm = quant.groupby(["N", "E", "M", "P"], as_index=False)["loss"].mean()
     qm = qm[qm["N"].isin(bm.index)]
     if not len(qm):
-        raise ValueError(f"penalty_vs_bits: no quantized runs with a baseline at D = {D:.3g}")
+        raise BayesfpInputError(
+            f"penalty_vs_bits: no quantized runs with a baseline at D = {D:.3g}")
     qm["penalty"] = qm["loss"].to_numpy() - bm.loc[qm["N"]].to_numpy()
     Es = sorted(qm["E"].unique())
     Ns = sorted(qm["N"].unique())

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from bayesfp.bayes import derived as dv
 from bayesfp.bayes.io import fit_info, fit_table
 from bayesfp.bayes.priors import priors_from_json
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.published import SUN_OPTIMAL_LAYOUT
 from bayesfp.report import quantities as q
 
@@ -477,7 +478,7 @@ def decision_plot(decision) -> Figure:
     if not cols:
         cols = [(c, c) for c in d.candidates.select_dtypes("number").columns[:3]]
     if not cols:
-        raise ValueError("decision: candidates have no numeric column to plot")
+        raise BayesfpInputError("decision: candidates have no numeric column to plot")
     fig, axes = plt.subplots(1, len(cols), figsize=(WIDTH, 0.35 * len(d.candidates) + 1.5),
                              squeeze=False, sharey=True, layout="constrained")
     names = list(d.candidates.index)

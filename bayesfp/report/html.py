@@ -10,7 +10,7 @@ import datetime
 import html
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -244,7 +244,3 @@ def run_holdout(tree: xr.DataTree, seed: int = 0) -> dict:
     res = holdout_check(table, law=info["law"], seed=seed, model_kw=model_kw, sampler=sampler)
     return {k: v for k, v in res.items() if k != "fit"}
 
-
-def figure_files(out_dir) -> Sequence[Path]:
-    """The figure files of a report folder."""
-    return sorted((Path(out_dir) / "figures").glob("*.*"))

@@ -17,6 +17,7 @@ import xarray as xr
 from bayesfp.bayes import derived as dv
 from bayesfp.bayes.io import fit_info, fit_table
 from bayesfp.bayes.priors import priors_from_json
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws import derived as law_derived
 from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.published import PUBLISHED
@@ -30,7 +31,7 @@ PLOT_DRAWS = 1000
 # Draws per compute budget for the compute-optimal search (nested golden sections per draw).
 OPTIMAL_DRAWS = 400
 # Compute budgets of the compute-optimal precision figure (FLOPs): every second decade, since
-# each budget costs a nested golden-section search (about 1 s, nearly independent of the draws).
+# each budget costs a nested golden-section search per draw.
 BUDGETS = tuple(10.0 ** np.arange(19, 32, 2))
 # Total bits of the split figure (the rows of the paper's layout table).
 SPLIT_BITS = (4, 5, 6, 7, 8, 9, 10, 11, 12, 16)
@@ -440,7 +441,7 @@ def as_decision(decision) -> Decision:
     else:
         d = {k: v for k, v in vars(decision).items() if not k.startswith("_")}
     if "candidates" not in d:
-        raise ValueError("decision: needs 'candidates' (one row per candidate format)")
+        raise BayesfpInputError("decision: needs 'candidates' (one row per candidate format)")
     cands = _frame(d.pop("candidates"), "candidates")
     nxt = d.pop("next_runs", None)
     nxt = None if nxt is None else _frame(nxt, "next_runs")
@@ -461,7 +462,7 @@ def _frame(obj, what: str) -> pd.DataFrame:
     else:
         df = pd.DataFrame(list(obj))
     if df.empty:
-        raise ValueError(f"decision: {what} is empty")
+        raise BayesfpInputError(f"decision: {what} is empty")
     for key in ("candidate", "run", "name", "format"):
         if key in df.columns:
             df = df.set_index(key)

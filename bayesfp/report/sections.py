@@ -16,10 +16,10 @@ from bayesfp.bayes import derived as dv
 from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo, ppc_coverage
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.io import fit_info
-from bayesfp.laws.inputs import unplaced_runs
 from bayesfp.laws.registry import get_law
 from bayesfp.report import figures as F
 from bayesfp.report import quantities as q
+from bayesfp.runs.select import fit_selection
 
 # Sections in order: (anchor, title).
 SECTIONS = (("summary", "Summary"), ("diagnostics", "Diagnostics"),
@@ -337,11 +337,10 @@ def _holdout(ctx: Context) -> str:
 
 def _new_runs(ctx: Context, sink) -> str:
     runs = ctx.new_runs
-    usable = ((runs["status"].astype(str) == "ok")
-              & np.isfinite(pd.to_numeric(runs["loss"], errors="coerce"))).to_numpy()
     # runs the law cannot place (tensor-wise without an effective block size) are not predicted
-    unplaced = usable & unplaced_runs(runs, (ctx.info.get("inputs_kw") or {}).get("tensor_log2b"))
-    ok = runs[usable & ~unplaced]
+    selection = fit_selection(runs, (ctx.info.get("inputs_kw") or {}).get("tensor_log2b"))
+    unplaced = selection.unplaced
+    ok = runs[selection.in_fit]
     out = "<h3>Runs not in the fit</h3>"
     if unplaced.any():
         out += para(f"{int(unplaced.sum())} tensor-wise runs of the given table are not predicted: "

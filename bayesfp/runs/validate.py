@@ -39,6 +39,23 @@ class RunTableReport:
     diverged: tuple
     failed: tuple
 
+    @classmethod
+    def of(cls, table):
+        """Return the report of a table that passed validation (without validating it again).
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            Output of :func:`validate_runs` (or rows of it), columns ``run_id`` and ``status``.
+        """
+        ids, statuses = list(table[schema.RUN_ID]), list(table[schema.STATUS])
+        return cls(
+            n_runs=len(statuses),
+            counts={s: statuses.count(s) for s in schema.STATUSES},
+            diverged=tuple(i for i, s in zip(ids, statuses) if s == schema.STATUS_DIVERGED),
+            failed=tuple(i for i, s in zip(ids, statuses) if s == schema.STATUS_FAILED),
+        )
+
     @property
     def n_ok(self):
         """int : Runs with status ``ok``, the ones fits use."""
@@ -470,16 +487,7 @@ def validate_runs(df, *, source=None):
             out[column] = df[column]
     table = pd.DataFrame(out)
     table = table[schema.column_order(table.columns)]
-
-    statuses = clean[schema.STATUS]
-    counts = {s: sum(1 for x in statuses if x == s) for s in schema.STATUSES}
-    report = RunTableReport(
-        n_runs=len(table),
-        counts=counts,
-        diverged=tuple(i for i, s in zip(ids, statuses) if s == schema.STATUS_DIVERGED),
-        failed=tuple(i for i, s in zip(ids, statuses) if s == schema.STATUS_FAILED),
-    )
-    return table, report
+    return table, RunTableReport.of(table)
 
 
 def ok_runs(df):

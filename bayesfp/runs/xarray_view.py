@@ -9,6 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp import dims
+from bayesfp.errors import BayesfpInputError
 from bayesfp.runs import schema
 from bayesfp.runs.validate import validate_runs
 
@@ -117,18 +118,19 @@ def to_grid(df, var=dims.LOSS, *, only_ok=True):
     """
     table, _ = validate_runs(df)
     if var not in table.columns:
-        raise ValueError(f"var '{var}' is not a column of the run table")
+        raise BayesfpInputError(f"var '{var}' is not a column of the run table")
     if table[var].dtype == bool or not pd.api.types.is_numeric_dtype(table[var].dtype):
-        raise ValueError(f"var '{var}' is not a numeric column")
+        raise BayesfpInputError(f"var '{var}' is not a numeric column")
     if only_ok:
         table = table[table[schema.STATUS] == schema.STATUS_OK]
     if len(table) == 0:
-        raise ValueError("no runs to put on the grid (only_ok=True and no run has status ok)")
+        raise BayesfpInputError(
+            "no runs to put on the grid (only_ok=True and no run has status ok)")
     key = list(GRID_DIMS)
     clash = table[table.duplicated(key, keep=False)]
     if len(clash):
         first = clash.groupby(key, sort=False)[schema.RUN_ID].apply(list).iloc[0]
-        raise ValueError(
+        raise BayesfpInputError(
             f"var '{var}': runs {', '.join(first)} share one grid cell "
             f"({', '.join(key)}); select one of them first"
         )

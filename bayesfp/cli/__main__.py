@@ -1,0 +1,5 @@
+"""``python -m bayesfp.cli``: the ``bayesfp`` command."""
+
+from bayesfp.cli import main
+
+main()

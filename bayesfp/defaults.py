@@ -1,0 +1,26 @@
+"""Defaults shared by the library and the ``bayesfp`` command, defined once.
+
+Posterior sampling settings are per chain. The main job (``scripts/main.sh``, ``bayesfp
+pipeline``) runs with these values; a fit with fewer tuning steps may fail the diagnostics gate
+on the shipped runs pooled over operand sets.
+"""
+
+# Posterior sampling (NUTS).
+DRAWS = 2000
+TUNE = 2000
+CHAINS = 4
+CORES = 2
+SAMPLER = "nutpie"
+TARGET_ACCEPT = 0.95
+# Pooled models: the group scale tau has a funnel near 0, which a smaller step size follows.
+TARGET_ACCEPT_POOLED = 0.99
+
+# Fits and reports.
+LAW = "sun"
+SEED = 0
+HDI_PROB = 0.9  # mass of the printed and reported intervals
+N_BOOT = 200  # bootstrap replicates of a point fit
+
+# Decisions: candidate formats and the block size of quantized candidates.
+FORMATS = "e2m1,e3m2,e4m3,bf16"
+BLOCK = 128

@@ -1,0 +1,247 @@
+"""The main job as library functions: Bayesian fit, decision and HTML report of a run table.
+
+:func:`run_pipeline` is what ``bayesfp pipeline`` runs (``scripts/main.sh``): it reads and
+validates the run table once, fits the law with :func:`fit_bayes` (diagnostics gate included),
+decides which candidate format to train in at the budget and writes the report.
+"""
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bayesfp import defaults
+from bayesfp.errors import BayesfpInputError
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What :func:`run_pipeline` wrote.
+
+    Attributes
+    ----------
+    runs_file : pathlib.Path
+        The run table.
+    n_read : int
+        Runs in the run table.
+    table : pandas.DataFrame
+        The validated runs the fit was given (after ``where``).
+    fit : xarray.DataTree
+        The fit, as saved at ``fit_path``.
+    fit_path, decision_path, report_path : pathlib.Path
+        The fit (NetCDF), the decision (JSON) and the report (``index.html``).
+    decision : dict
+        The decision (:func:`bayesfp.decide.decision_for_report`).
+    pool_by, group : str or None
+        The column the precision sensitivity was pooled over, and the group decided for.
+    budget : float
+        FLOP budget of the decision.
+    seconds : float
+        Wall time of the whole job.
+    """
+
+    runs_file: Path
+    n_read: int
+    table: pd.DataFrame
+    fit: object
+    fit_path: Path
+    decision: dict
+    decision_path: Path
+    report_path: Path
+    pool_by: str | None
+    group: str | None
+    budget: float
+    seconds: float
+
+    @property
+    def gate_passed(self) -> bool:
+        """bool : Whether the fit passed its diagnostics gate."""
+        return bool(self.fit.attrs["gate_passed"])
+
+
+def inputs_kw(tensor_log2b: float | None = None) -> dict:
+    """Law-input options (:func:`bayesfp.laws.law_inputs` keywords) from their settings."""
+    return {} if tensor_log2b is None else {"tensor_log2b": float(tensor_log2b)}
+
+
+def load_runs(runs_file=None) -> tuple[pd.DataFrame, Path]:
+    """Read and validate a run table (default: the shipped runs); return it and its path."""
+    from bayesfp.datasets import default_runs_path
+    from bayesfp.runs import read_runs
+
+    path = Path(runs_file) if runs_file is not None else default_runs_path()
+    return read_runs(path), path
+
+
+def keep_where(table: pd.DataFrame, where: Sequence[str] | None) -> pd.DataFrame:
+    """The runs meeting every ``COLUMN=VALUE[,VALUE...]`` condition, index from 0."""
+    from bayesfp.runs.select import where as select_where
+
+    return select_where(table, where).reset_index(drop=True) if where else table
+
+
+def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
+              pool_by: str | None = None, prior="default", pooling: str = "partial",
+              centred: bool = False, robust: bool = False, sigma_by: str | None = None,
+              inputs_kw: Mapping | None = None, draws: int = defaults.DRAWS,
+              tune: int = defaults.TUNE, chains: int = defaults.CHAINS, seed: int = defaults.SEED,
+              cores: int = defaults.CORES, sampler: str = defaults.SAMPLER,
+              progress: bool = False):
+    """Fit a law to a validated run table with NUTS and save the fit.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Validated run table.
+    law : str
+        ``chinchilla``, ``kumar``, ``sun`` or ``sun_sep``.
+    out : path, optional
+        Where to save the fit (NetCDF, ``.nc``); not saved when None.
+    pool_by, prior, pooling, centred, robust, sigma_by, inputs_kw
+        Model options (:class:`bayesfp.bayes.models.LawModel`).
+    draws, tune, chains, seed, cores, sampler, progress
+        Sampler settings (:class:`bayesfp.bayes.sample.SamplerConfig`).
+
+    Returns
+    -------
+    xarray.DataTree
+        The fit (:meth:`bayesfp.bayes.models.LawModel.fit`); its gate result is in
+        ``fit.attrs["gate_passed"]``.
+    """
+    from bayesfp.bayes.io import save_fit
+    from bayesfp.bayes.models import model_for
+
+    model = model_for(law, table, pool_by=pool_by, pooling=pooling, centred=centred,
+                      prior=prior, robust=robust, sigma_by=sigma_by, inputs_kw=inputs_kw,
+                      sampler=dict(draws=draws, tune=tune, chains=chains, seed=seed,
+                                   cores=cores, sampler=sampler, progressbar=progress))
+    fit = model.fit()
+    if out is not None:
+        save_fit(fit, out)
+    return fit
+
+
+def resolve_pool_by(table: pd.DataFrame, pool_by: str | None, tensor_log2b=None):
+    """The pooling column of the main job and the group its decision is made for.
+
+    ``"auto"`` pools over ``operands`` when the fitted quantized runs span several operand sets,
+    ``"none"`` (or None) pools nothing. A pooled fit decides with the precision sensitivity of
+    the group most quantized runs were trained with.
+
+    Returns
+    -------
+    pool_by, group : str or None
+    """
+    from bayesfp.runs.select import fit_selection
+
+    ok = table[fit_selection(table, tensor_log2b).usable]
+    quant = ok[ok["operands"] != "none"]
+    if pool_by == "auto":
+        pool_by = "operands" if quant["operands"].nunique() > 1 else None
+    elif pool_by == "none":
+        pool_by = None
+    if pool_by is None:
+        return None, None
+    if pool_by not in ok:
+        raise BayesfpInputError(f"pool_by: the run table has no column {pool_by!r}")
+    if quant.empty:
+        raise BayesfpInputError("pool_by: no quantized run to pool over")
+    return pool_by, str(quant[pool_by].astype(str).mode().iloc[0])
+
+
+def default_budget(table: pd.DataFrame) -> float:
+    """Ten times the largest ``6 N D`` (FLOPs) of the usable runs of a validated table."""
+    from bayesfp.runs.select import fit_selection
+
+    ok = table[fit_selection(table).usable]
+    if ok.empty:
+        raise BayesfpInputError("runs: no run with status 'ok' and a finite loss")
+    return float(10 * (6.0 * ok["N"].astype(float) * ok["D"].astype(float)).max())
+
+
+def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
+                 pool_by: str | None = "auto", budget: float | None = None,
+                 formats: str = defaults.FORMATS, draws: int = defaults.DRAWS,
+                 tune: int = defaults.TUNE, chains: int = defaults.CHAINS,
+                 holdout: bool = True, seed: int = defaults.SEED,
+                 where: Sequence[str] | None = None, tensor_log2b: float | None = None,
+                 progress: bool = False,
+                 on_step: Callable[[int, str], None] | None = None) -> PipelineResult:
+    """The main job: Bayesian fit, decision and HTML report of a run table.
+
+    1. fits the law (nutpie, diagnostics gate) -> ``models/NAME_LAW.nc``;
+    2. decides which candidate format to train in at the budget -> ``reports/NAME/decision.json``;
+    3. writes the report with every figure and the decision -> ``reports/NAME/index.html``.
+
+    NAME is the run table's file name without ``_runs``. With ``out_dir`` the files are
+    ``out_dir/fit.nc`` and ``out_dir/report/``.
+
+    Parameters
+    ----------
+    runs_file : path, optional
+        Run table (.csv, .parquet, .jsonl); default the shipped runs.
+    law : str
+        Law to fit.
+    out_dir : path, optional
+        Folder for the fit and the report (see above).
+    pool_by : str or None
+        Column to pool the precision sensitivity over; ``"auto"`` or ``"none"`` (see
+        :func:`resolve_pool_by`).
+    budget : float, optional
+        FLOP budget of the decision; default :func:`default_budget`.
+    formats : str
+        Candidate formats, comma-separated.
+    draws, tune, chains, seed
+        Sampler settings, per chain.
+    holdout : bool
+        Run the held-out extrapolation check in the report (one more fit).
+    where : sequence of str, optional
+        ``COLUMN=VALUE[,VALUE...]`` conditions choosing the runs.
+    tensor_log2b : float, optional
+        Effective log2(B) of tensor-wise scaling; without it tensor-wise runs are left out.
+    progress : bool
+        Show the sampler's progress bar.
+    on_step : callable, optional
+        Called as ``on_step(k, title)`` before step k (1 to 3).
+
+    Returns
+    -------
+    PipelineResult
+        A fit that fails its diagnostics gate is still saved, decided on and reported
+        (``result.gate_passed`` is False; the report says so).
+    """
+    from bayesfp.decide import decision_for_report
+    from bayesfp.jsonfile import write_json
+    from bayesfp.report.html import write_report
+
+    step = on_step or (lambda k, title: None)
+    t0 = time.perf_counter()
+    all_runs, path = load_runs(runs_file)
+    table = keep_where(all_runs, where)
+    if budget is None:
+        budget = default_budget(table)
+    pool_by, group = resolve_pool_by(table, pool_by, tensor_log2b)
+    if out_dir is None:
+        name = path.stem.removesuffix("_runs") or "runs"
+        fit_path, report_dir = Path("models") / f"{name}_{law}.nc", Path("reports") / name
+    else:
+        fit_path, report_dir = Path(out_dir) / "fit.nc", Path(out_dir) / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    step(1, f"fit: {law} law on {path}")
+    fit = fit_bayes(table, law, out=fit_path, pool_by=pool_by, draws=draws, tune=tune,
+                    chains=chains, seed=seed, inputs_kw=inputs_kw(tensor_log2b),
+                    progress=progress)
+    for_group = f" for {pool_by} = {group}" if group else ""
+    step(2, f"decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
+    decision = decision_for_report(fit_path, budget=budget, formats=formats, seed=seed,
+                                   group=group)
+    decision_path = write_json(decision, report_dir / "decision.json", default=str)
+    step(3, "report")
+    report = write_report(fit_path, report_dir, decision=decision, holdout=holdout)
+    return PipelineResult(runs_file=path, n_read=len(all_runs), table=table, fit=fit,
+                          fit_path=fit_path, decision=decision, decision_path=decision_path,
+                          report_path=report,
+                          pool_by=pool_by, group=group, budget=budget,
+                          seconds=time.perf_counter() - t0)
