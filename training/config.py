@@ -11,10 +11,10 @@ import math
 import re
 from dataclasses import dataclass
 
-# GEMM operands, in the order of bayesfp.dims.OPERANDS: forward Y = X W^T (x, w), input gradient
-# dX = dY W (dy, w_bwd), weight gradient dW = dY^T X (dy2, x_bwd).
-OPERANDS = ("x", "w", "dy", "w_bwd", "dy2", "x_bwd")
-GRANULARITY_WORDS = ("tensor", "channel")
+# GEMM operands (forward Y = X W^T: x, w; input gradient dX = dY W: dy, w_bwd; weight gradient
+# dW = dY^T X: dy2, x_bwd) and the granularity words, as the run-table schema names them.
+from bayesfp.dims import GRANULARITY_WORDS, OPERANDS
+
 BASELINE = "bf16"  # no operand quantized; bf16 autocast on GPU, fp32 on CPU
 _FORMAT_RE = re.compile(r"^e(\d+)m(\d+)$")
 

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bayesfp.runs.schema import REQUIRED
 from training.config import (
     IN_ID_IF_SET,
     NOT_IN_ID,
@@ -25,8 +26,6 @@ from training.config import (
     parse_em,
     parse_granularity,
 )
-
-REQUIRED = ("run_id", "N", "D", "E", "M", "B", "operands", "loss", "status", "seed")
 
 
 def canonical_json(obj):
@@ -39,7 +38,8 @@ def run_id(cfg, corpus_hash):
 
     The id is the sha256 of the canonical JSON of the config without the fields that do not change
     what is computed (output path, device, data path, CUDA graph, backend, group label:
-    ``NOT_IN_ID``) and without the fields of ``IN_ID_IF_SET`` left at their default, plus the corpus hash, which identifies the data in place of its path.
+    ``NOT_IN_ID``) and without the fields of ``IN_ID_IF_SET`` left at their default, plus the
+    corpus hash, which identifies the data in place of its path.
 
     Parameters
     ----------
