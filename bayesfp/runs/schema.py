@@ -17,6 +17,18 @@ FORMAT = "format"
 # Required columns, in the order a validated table puts them.
 REQUIRED = (RUN_ID, dims.N, dims.D, dims.E, dims.M, dims.B, OPERANDS, dims.LOSS, STATUS, SEED)
 
+# What each required column holds, the check ``validate_runs`` applies to it:
+#   "id"        text, present and unique;
+#   "count"     integer > 0;           "bits"   integer >= 0;        "int"   integer;
+#   "positive"  finite number > 0;     "loss"   number, finite and > 0 on ok runs (nats/token);
+#   "block"     a block size > 0 or a word of B_WORDS;
+#   "operands"  "+"-joined names of dims.OPERANDS, or "none";
+#   "status"    one of STATUSES.
+REQUIRED_KINDS = {
+    RUN_ID: "id", dims.N: "count", dims.D: "positive", dims.E: "bits", dims.M: "bits",
+    dims.B: "block", OPERANDS: "operands", dims.LOSS: "loss", STATUS: "status", SEED: "int",
+}
+
 # Columns validation adds: P = 1 + E + M (bits), the block size as nullable Int64 (NA for the
 # granularity words), the granularity word and whether any operand was quantized.
 BLOCK = "block"

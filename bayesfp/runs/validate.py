@@ -4,6 +4,7 @@
 all that is wrong. Diverged and failed runs are kept; ``ok_runs`` is the view fitting code uses.
 """
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -327,8 +328,117 @@ def _check_derived(df, clean, labels, problems):
             problems.add(column, f"disagrees with {rule}", wrong)
 
 
+def _check_ids(df, column, labels, problems):
+    """``run_id``: present on every row and unique; return the ids as text."""
+    ids = _texts(df[column])
+    missing = [f"row {k + 1}" for k, i in enumerate(ids) if i is None]
+    if missing:
+        problems.add(column, "missing values", missing)
+    seen = {}
+    for k, i in enumerate(ids):
+        if i is not None:
+            seen.setdefault(i, []).append(k + 1)
+    dups = [f"'{i}' (rows {', '.join(map(str, rows))})" for i, rows in seen.items()
+            if len(rows) > 1]
+    if dups:
+        problems.add(column, f"duplicated run_id {_name_list(dups)}")
+    return ids
+
+
+def _check_loss(df, column, labels, problems):
+    """``loss``: a number where given (ok runs are checked against ``status`` afterwards)."""
+    loss, bad = _numbers(df[column])
+    if bad.any():
+        problems.add(column, "not a number", labels[bad])
+    return loss
+
+
+# The check of each kind of required column (schema.REQUIRED_KINDS): it adds problem lines and
+# returns the cleaned values, or None when the column cannot be used.
+_CHECKS = {
+    "id": _check_ids,
+    "count": functools.partial(_check_int, minimum=1),
+    "bits": functools.partial(_check_int, minimum=0),
+    "int": _check_int,
+    "positive": _check_positive,
+    "loss": _check_loss,
+    "status": lambda df, column, labels, problems: _check_choice(
+        _texts(df[column]), column, schema.STATUSES, labels, problems, True),
+    "block": lambda df, column, labels, problems: _parse_b(_texts(df[column]), labels, problems),
+    "operands": lambda df, column, labels, problems: _parse_operands(
+        _texts(df[column]), labels, problems),
+}
+
+# dtype of each kind of required column in a validated table.
+_DTYPES = {"id": "str", "count": "int64", "bits": "int64", "int": "int64", "positive": "float64",
+           "loss": "float64", "status": "str", "block": "str", "operands": "str"}
+
+
+def _check_ok_losses(df, clean, labels, problems):
+    """Runs with status ok need a finite loss > 0 (cells that are not numbers are said already)."""
+    if clean.get(schema.STATUS) is None or clean.get(dims.LOSS) is None:
+        return
+    loss = clean[dims.LOSS]
+    _, bad = _numbers(df[dims.LOSS])
+    is_ok = np.array([s == schema.STATUS_OK for s in clean[schema.STATUS]])
+    no_loss = is_ok & ~bad & ~np.isfinite(loss)
+    if no_loss.any():
+        problems.add(dims.LOSS, "missing (NaN) or infinite on ok runs", labels[no_loss])
+    with np.errstate(invalid="ignore"):
+        nonpos = is_ok & np.isfinite(loss) & (loss <= 0)
+    if nonpos.any():
+        problems.add(dims.LOSS, "must be > 0 (nats/token) on ok runs", labels[nonpos])
+
+
+def _derive(clean, labels, problems):
+    """Split B and operands into their derived columns, check they agree, and add P."""
+    b, ops = clean.get(dims.B), clean.get(schema.OPERANDS)
+    if b is not None and ops is not None:
+        mismatch = [lab for lab, bb, oo in zip(labels, b[0], ops)
+                    if (bb == schema.NONE) != (oo == schema.NONE)]
+        if mismatch:
+            problems.add(
+                f"{dims.B}/{schema.OPERANDS}",
+                "B is 'none' exactly when operands is 'none' (unquantized run); mismatch",
+                mismatch,
+            )
+    if b is not None:
+        clean[dims.B], blocks, clean[schema.GRANULARITY] = b
+        clean[schema.BLOCK] = pd.array(blocks, dtype="Int64")
+    if ops is not None:
+        clean[schema.QUANTIZED] = np.array([o != schema.NONE for o in ops])
+    if clean.get(dims.E) is not None and clean.get(dims.M) is not None:
+        clean[dims.P] = 1 + clean[dims.E] + clean[dims.M]
+
+
+def _name_formats(df, clean, optional, labels, problems):
+    """Fill ``format`` where absent (:func:`schema.format_name`); one name, one (E, M)."""
+    if any(clean.get(c) is None for c in (dims.E, dims.M, schema.QUANTIZED)):
+        return
+    given = optional.get(schema.FORMAT)
+    if schema.FORMAT in df.columns and given is None:
+        return
+    default = [schema.format_name(int(e), int(m), bool(q)) for e, m, q in
+               zip(clean[dims.E], clean[dims.M], clean[schema.QUANTIZED])]
+    names = default if given is None else [d if pd.isna(g) else g for g, d in zip(given, default)]
+    optional[schema.FORMAT] = pd.Series(names, dtype="str")
+    em = {}
+    for name, e, m, lab in zip(names, clean[dims.E], clean[dims.M], labels):
+        em.setdefault(name, {}).setdefault(f"E{e}M{m}", []).append(lab)
+    for name, pairs in em.items():
+        if len(pairs) > 1:
+            where = [lab for labs in pairs.values() for lab in labs]
+            problems.add(schema.FORMAT,
+                         f"'{name}' names more than one (E, M): {', '.join(pairs)}", where)
+
+
 def validate_runs(df, *, source=None):
     """Check a run table and return it in canonical form.
+
+    Each required column is checked by its kind in :data:`bayesfp.runs.schema.REQUIRED_KINDS`,
+    each optional known column by its kind in :data:`bayesfp.runs.schema.OPTIONAL`; then the
+    rules across columns (losses of ok runs, B against operands, format names, derived columns
+    given in the input).
 
     Parameters
     ----------
@@ -360,75 +470,15 @@ def validate_runs(df, *, source=None):
     df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
     df = df.reset_index(drop=True)
     problems = _Problems()
-    for column in schema.REQUIRED:
-        if column not in df.columns:
-            problems.add(column, "missing required column")
-    labels, ids = _row_labels(df)
+    labels, _ = _row_labels(df)
     clean = {}
-    cols = df.columns
-
-    if schema.RUN_ID in cols:
-        missing = [f"row {k + 1}" for k, i in enumerate(ids) if i is None]
-        if missing:
-            problems.add(schema.RUN_ID, "missing values", missing)
-        seen = {}
-        for k, i in enumerate(ids):
-            if i is not None:
-                seen.setdefault(i, []).append(k + 1)
-        dups = [f"'{i}' (rows {', '.join(map(str, rows))})" for i, rows in seen.items()
-                if len(rows) > 1]
-        if dups:
-            problems.add(schema.RUN_ID, f"duplicated run_id {_name_list(dups)}")
-        clean[schema.RUN_ID] = ids
-
-    for column, minimum in ((dims.N, 1), (dims.E, 0), (dims.M, 0), (schema.SEED, None)):
-        if column in cols:
-            clean[column] = _check_int(df, column, labels, problems, minimum)
-    if dims.D in cols:
-        clean[dims.D] = _check_positive(df, dims.D, labels, problems)
-
-    if schema.STATUS in cols:
-        clean[schema.STATUS] = _check_choice(
-            _texts(df[schema.STATUS]), schema.STATUS, schema.STATUSES, labels, problems, True
-        )
-
-    if dims.LOSS in cols:
-        loss, bad = _numbers(df[dims.LOSS])
-        if bad.any():
-            problems.add(dims.LOSS, "not a number", labels[bad])
-        if schema.STATUS in cols:
-            is_ok = np.array([s == schema.STATUS_OK for s in clean[schema.STATUS]])
-            no_loss = is_ok & ~bad & ~np.isfinite(loss)
-            if no_loss.any():
-                problems.add(dims.LOSS, "missing (NaN) or infinite on ok runs", labels[no_loss])
-            with np.errstate(invalid="ignore"):
-                nonpos = is_ok & np.isfinite(loss) & (loss <= 0)
-            if nonpos.any():
-                problems.add(dims.LOSS, "must be > 0 (nats/token) on ok runs", labels[nonpos])
-        clean[dims.LOSS] = loss
-
-    b = _parse_b(_texts(df[dims.B]), labels, problems) if dims.B in cols else None
-    ops = (_parse_operands(_texts(df[schema.OPERANDS]), labels, problems)
-           if schema.OPERANDS in cols else None)
-    if b is not None and ops is not None:
-        mismatch = [lab for lab, bb, oo in zip(labels, b[0], ops)
-                    if (bb == schema.NONE) != (oo == schema.NONE)]
-        if mismatch:
-            problems.add(
-                f"{dims.B}/{schema.OPERANDS}",
-                "B is 'none' exactly when operands is 'none' (unquantized run); mismatch",
-                mismatch,
-            )
-    if b is not None:
-        clean[dims.B], blocks, clean[schema.GRANULARITY] = b
-        clean[schema.BLOCK] = pd.array(blocks, dtype="Int64")
-    if ops is not None:
-        clean[schema.OPERANDS] = ops
-        clean[schema.QUANTIZED] = np.array([o != schema.NONE for o in ops])
-
-    if clean.get(dims.E) is not None and clean.get(dims.M) is not None:
-        clean[dims.P] = 1 + clean[dims.E] + clean[dims.M]
-
+    for column, kind in schema.REQUIRED_KINDS.items():
+        if column in df.columns:
+            clean[column] = _CHECKS[kind](df, column, labels, problems)
+        else:
+            problems.add(column, "missing required column")
+    _check_ok_losses(df, clean, labels, problems)
+    _derive(clean, labels, problems)
     optional = {}
     for column in df.columns:
         kind = schema.OPTIONAL.get(column)
@@ -436,51 +486,16 @@ def validate_runs(df, *, source=None):
             kind = "float"
         if kind is not None:
             optional[column] = _check_optional(df, column, kind, labels, problems)
-
-    can_name = all(clean.get(c) is not None for c in (dims.E, dims.M, schema.QUANTIZED))
-    if can_name:
-        default = [schema.format_name(int(e), int(m), bool(q)) for e, m, q in
-                   zip(clean[dims.E], clean[dims.M], clean[schema.QUANTIZED])]
-        given = optional.get(schema.FORMAT)
-        if schema.FORMAT in df.columns and given is None:
-            can_name = False
-        else:
-            names = default if given is None else [
-                d if pd.isna(g) else g for g, d in zip(given, default)]
-            optional[schema.FORMAT] = pd.Series(names, dtype="str")
-            em = {}
-            for name, e, m, lab in zip(names, clean[dims.E], clean[dims.M], labels):
-                em.setdefault(name, {}).setdefault(f"E{e}M{m}", []).append(lab)
-            for name, pairs in em.items():
-                if len(pairs) > 1:
-                    where = [lab for labs in pairs.values() for lab in labs]
-                    problems.add(
-                        schema.FORMAT,
-                        f"'{name}' names more than one (E, M): {', '.join(pairs)}",
-                        where,
-                    )
-
+    _name_formats(df, clean, optional, labels, problems)
     _check_derived(df, clean, labels, problems)
-
     if problems.lines:
         raise RunTableError(problems.lines, source)
 
-    out = {
-        schema.RUN_ID: pd.Series(clean[schema.RUN_ID], dtype="str"),
-        dims.N: pd.Series(clean[dims.N], dtype="int64"),
-        dims.D: pd.Series(clean[dims.D], dtype="float64"),
-        dims.E: pd.Series(clean[dims.E], dtype="int64"),
-        dims.M: pd.Series(clean[dims.M], dtype="int64"),
-        dims.B: pd.Series(clean[dims.B], dtype="str"),
-        schema.OPERANDS: pd.Series(clean[schema.OPERANDS], dtype="str"),
-        dims.LOSS: pd.Series(clean[dims.LOSS], dtype="float64"),
-        schema.STATUS: pd.Series(clean[schema.STATUS], dtype="str"),
-        schema.SEED: pd.Series(clean[schema.SEED], dtype="int64"),
-        dims.P: pd.Series(clean[dims.P], dtype="int64"),
-        schema.BLOCK: pd.Series(clean[schema.BLOCK], dtype="Int64"),
-        schema.GRANULARITY: pd.Series(clean[schema.GRANULARITY], dtype="str"),
-        schema.QUANTIZED: pd.Series(clean[schema.QUANTIZED], dtype="bool"),
-    }
+    out = {c: pd.Series(clean[c], dtype=_DTYPES[k]) for c, k in schema.REQUIRED_KINDS.items()}
+    out[dims.P] = pd.Series(clean[dims.P], dtype="int64")
+    out[schema.BLOCK] = pd.Series(clean[schema.BLOCK], dtype="Int64")
+    out[schema.GRANULARITY] = pd.Series(clean[schema.GRANULARITY], dtype="str")
+    out[schema.QUANTIZED] = pd.Series(clean[schema.QUANTIZED], dtype="bool")
     out.update(optional)
     for column in df.columns:
         if column not in out:
@@ -491,12 +506,12 @@ def validate_runs(df, *, source=None):
 
 
 def ok_runs(df):
-    """Return the runs fits use: those with status ``ok``.
+    """Return the runs with status ``ok`` of a table, validating it first.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        A run table, validated or not (it is validated here).
+        Any run table.
 
     Returns
     -------
