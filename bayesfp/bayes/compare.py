@@ -95,9 +95,9 @@ def holdout_check(runs: pd.DataFrame, law: str = "sun", levels=(0.5, 0.9), seed:
     Parameters
     ----------
     runs : pandas.DataFrame
-        Validated run table.
+        Validated run table; the runs at its largest N are held out.
     law : str
-        Law to fit.
+        ``chinchilla``, ``kumar``, ``sun`` or ``sun_sep``.
     levels : tuple of float
         Interval levels whose coverage of the held-out losses is reported.
     model_kw : mapping, optional

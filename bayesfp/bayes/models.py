@@ -311,6 +311,27 @@ class LawModel:
         h.update(self.sigma_idx.tobytes())
         return h.hexdigest()
 
+    def law_variables(self):
+        """The observed log-losses and the law coefficients, inside a ``pm.Model`` context.
+
+        Adds the data container ``log_loss_obs`` (dim ``run``), the sampled variables with their
+        priors and the deterministics of :meth:`deterministics`.
+
+        Returns
+        -------
+        obs : pytensor variable, shape (run,)
+            Observed log-losses (log nats/token).
+        params : dict
+            Law coefficients as :meth:`law_params` gives them.
+        """
+        import pymc as pm
+
+        obs = pm.Data("log_loss_obs", self.y, dims="run")
+        p = self.law_params({name: self.priors[name].to_pymc(name) for name in self.sampled})
+        for name in self.deterministics():
+            pm.Deterministic(name, p[name])
+        return obs, p
+
     def build_model(self):
         """Build (once) and return the PyMC model.
 
@@ -332,11 +353,7 @@ class LawModel:
             coords["sigma_group"] = self.sigma_groups
         x = {k: self.x[k] for k in self.law.inputs}
         with pm.Model(coords=coords) as m:
-            obs = pm.Data("log_loss_obs", self.y, dims="run")
-            s = {name: self.priors[name].to_pymc(name) for name in self.sampled}
-            p = self.law_params(s)
-            for name in self.deterministics():
-                pm.Deterministic(name, p[name])
+            obs, p = self.law_variables()
             for c in self.pooled:
                 key = "log_" + c
                 if self.pooling == "partial" and not self.centred:

@@ -59,14 +59,9 @@ def _ptq_loss(get, x, xp):
     return _train_loss(get, x, xp) + delta
 
 
-KUMAR = Law(
-    name="kumar",
-    params=TRAIN_PARAMS,
-    inputs=("N", "D", "P_w", "P_a", "P_kv"),
-    fn=_train_loss,
-    reference="Kumar et al. 2024, arXiv 2411.04330",
-    penalty_params=("gamma_w", "gamma_a", "gamma_kv"),
-)
+KUMAR = Law(name="kumar", params=TRAIN_PARAMS, inputs=("N", "D", "P_w", "P_a", "P_kv"),
+             fn=_train_loss, reference="Kumar et al. 2024, arXiv 2411.04330",
+             penalty_params=("gamma_w", "gamma_a", "gamma_kv"))
 
 KUMAR_PTQ = Law(
     name="kumar_ptq",

@@ -45,14 +45,9 @@ def _loss_sep(get, x, xp):
     return t_n + t_d + get("eps") + pen * x["log2B"]
 
 
-SUN = Law(
-    name="sun",
-    params=BASE_PARAMS + PENALTY_PARAMS,
-    inputs=("N", "D", "E", "M", "log2B"),
-    fn=_loss,
-    reference="Sun et al. 2025, arXiv 2501.02423",
-    penalty_params=("gamma", "delta", "nu"),
-)
+SUN = Law(name="sun", params=BASE_PARAMS + PENALTY_PARAMS, inputs=("N", "D", "E", "M", "log2B"),
+          fn=_loss, reference="Sun et al. 2025, arXiv 2501.02423",
+          penalty_params=("gamma", "delta", "nu"))
 
 SUN_SEP = Law(
     name="sun_sep",
