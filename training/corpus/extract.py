@@ -26,7 +26,7 @@ def _sword_path(roots: Path, work: Path) -> Path:
     Rebuilt from scratch on each call.
 
     sword-comm-mhcc 2.0-1 declares ``ModDrv=zCom4`` but ships zCom files (10-byte index);
-    read as zCom4 every verse returns the rest of its block (276 MB of repeats).
+    read as zCom4 every verse returns the rest of its block, so the text repeats many times.
     """
     sword = work / "sword"
     if sword.exists():
