@@ -123,10 +123,10 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     return fit
 
 
-def resolve_pool_by(table: pd.DataFrame, pool_by: str | None, tensor_log2b=None):
+def resolve_pool_by(table: pd.DataFrame, pool_by: str | None):
     """The pooling column of the main job and the group its decision is made for.
 
-    ``"auto"`` pools over ``operands`` when the fitted quantized runs span several operand sets,
+    ``"auto"`` pools over ``operands`` when the usable quantized runs span several operand sets,
     ``"none"`` (or None) pools nothing. A pooled fit decides with the precision sensitivity of
     the group most quantized runs were trained with.
 
@@ -136,7 +136,7 @@ def resolve_pool_by(table: pd.DataFrame, pool_by: str | None, tensor_log2b=None)
     """
     from bayesfp.runs.select import fit_selection
 
-    ok = table[fit_selection(table, tensor_log2b).usable]
+    ok = table[fit_selection(table).usable]
     quant = ok[ok["operands"] != "none"]
     if pool_by == "auto":
         pool_by = "operands" if quant["operands"].nunique() > 1 else None
@@ -222,7 +222,7 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
     table = keep_where(all_runs, where)
     if budget is None:
         budget = default_budget(table)
-    pool_by, group = resolve_pool_by(table, pool_by, tensor_log2b)
+    pool_by, group = resolve_pool_by(table, pool_by)
     if out_dir is None:
         name = path.stem.removesuffix("_runs") or "runs"
         fit_path, report_dir = Path("models") / f"{name}_{law}.nc", Path("reports") / name
