@@ -80,11 +80,11 @@ SIZES = {
     # every GEMM), one batch of 64 sequences (16384 tokens of 256) for all sizes, and a peak LR
     # from the rule of docs/dataset.md.
     **{name: Size(4, d // 64, d, _hidden(d), 64, lr) for name, d, lr in (
-        ("f850k", 128, 2e-3),
-        ("f3.4m", 256, 2e-3),
-        ("f7.1m", 384, 2e-3),
-        ("f13m", 512, 2e-3),
-        ("f28m", 768, 2e-3),
+        ("f850k", 128, 0.0044),
+        ("f3.4m", 256, 0.0022),
+        ("f7.1m", 384, 0.0015),
+        ("f13m", 512, 0.0011),
+        ("f28m", 768, 0.00075),
     )},
 }
 
