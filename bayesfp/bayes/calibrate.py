@@ -131,7 +131,9 @@ def calibrate(runs: pd.DataFrame, law: str = "sun", model_kw: Mapping | None = N
     Returns
     -------
     pandas.DataFrame
-        One row per cut: ``cut``, ``n_fit``, ``n_held``, ``factor`` (extrapolation factor),
+        One row per cut: ``cut``, ``n_fit``, ``n_held``, ``cells_held`` (distinct (N, D) among
+        the held-out runs: the runs of one cell share its deviation from the law, so coverage
+        varies in steps of about one cell's runs), ``factor`` (extrapolation factor),
         ``cov50``, ``cov90`` (held-out coverage at the levels), ``gate``, ``rhat_max``,
         ``ess_bulk_min``, ``divergences``, ``seconds``, and ``in90_<name>`` per truth entry.
     """
@@ -158,7 +160,8 @@ def calibrate(runs: pd.DataFrame, law: str = "sun", model_kw: Mapping | None = N
         pred = predict_log_loss(model, fit, test, seed=seed)
         cov = interval_coverage(pred, np.log(test["loss"].to_numpy(float)), levels)
         gate = fit_info(fit)["gate"]
-        row = {"cut": cut, "n_fit": len(model.ok), "n_held": len(test),
+        n_cells = len(set(zip(test["N"].astype(float), test["D"].astype(float), strict=True)))
+        row = {"cut": cut, "n_fit": len(model.ok), "n_held": len(test), "cells_held": n_cells,
                "factor": extrapolation_factor(runs, cut)}
         row.update({f"cov{int(round(100 * lv))}": c for lv, c in cov.items()})
         row.update({"gate": bool(gate["passed"]), "rhat_max": gate["rhat_max"],

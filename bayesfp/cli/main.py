@@ -17,6 +17,7 @@ import sys
 
 import typer
 
+from bayesfp.cli.calibrate import calibrate_command
 from bayesfp.cli.decide import decide_command
 from bayesfp.cli.fit import fit_command
 from bayesfp.cli.pipeline import pipeline_command
@@ -30,7 +31,8 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 
 COMMANDS = {"runs": runs_command, "fit": fit_command, "report": report_command,
-            "decide": decide_command, "pipeline": pipeline_command}
+            "decide": decide_command, "pipeline": pipeline_command,
+            "calibrate": calibrate_command}
 
 app = typer.Typer(
     name="bayesfp",
