@@ -6,8 +6,9 @@ all six GEMM operands fake-quantized to e4m3 in blocks of 128.
 
 Each row times whole training steps (batch gather, forward, backward, clip, AdamW) of the trainer
 itself, after warm-up, on random tokens (vocabulary 8192; throughput does not depend on the data),
-with each size's default batch size and sequence length 256. It prints a markdown table and writes
-the rows as JSON. About 2-3 minutes on one H100 for all sizes.
+with each size's default batch size and sequence length 256. The quantized rows run the fake-quant
+kernel set named by ``--kernel`` (default ``$BAYESFP_FQ_KERNEL``, else ``square``), recorded in the
+output. It prints a markdown table and writes the rows as JSON.
 """
 
 import argparse
@@ -104,6 +105,9 @@ def main():
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of modes")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--target-s", type=float, default=1.0, help="seconds timed per row")
+    p.add_argument("--kernel", default=None,
+                   help="fake-quant kernel set, square or generic (default: $BAYESFP_FQ_KERNEL, "
+                        "else square)")
     args = p.parse_args()
     if not torch.cuda.is_available():
         sys.exit("error: bench_train needs a CUDA GPU")
@@ -115,13 +119,20 @@ def main():
     for m in modes:
         if m not in MODES:
             sys.exit(f"error: modes: unknown mode '{m}' (known: {', '.join(MODES)})")
+    if args.kernel:
+        from training.quant.kernel import check_kernel
+
+        try:
+            check_kernel(args.kernel)
+        except ValueError as exc:
+            sys.exit(f"error: kernel: {exc}")
     rng = np.random.default_rng(0)
     data = SimpleNamespace(train=rng.integers(0, VOCAB, 4_000_000).astype(np.uint16),
                            val=rng.integers(0, VOCAB, 10_000).astype(np.uint16),
                            vocab_size=VOCAB, corpus_hash="random")
     torch.backends.cuda.matmul.allow_tf32 = True
     t_start = time.perf_counter()
-    build_s = None
+    build_s, fq_kernel = None, None
     if any(MODES[m]["format"] != "bf16" for m in modes):
         # build (or load the cached build of) the fake-quant kernel for this GPU only, untimed
         major, minor = torch.cuda.get_device_capability()
@@ -132,7 +143,11 @@ def main():
         try:
             kernel.load_extension()
             build_s = time.perf_counter() - t0
-            print(f"fake-quant kernel ready in {build_s:.1f} s", file=sys.stderr, flush=True)
+            if args.kernel:
+                kernel.set_kernel(args.kernel)
+            fq_kernel = kernel.kernel_name()
+            print(f"fake-quant kernel ready in {build_s:.1f} s ({fq_kernel})", file=sys.stderr,
+                  flush=True)
         except Exception as exc:  # the quantized rows then run on the torch reference
             print(f"fake-quant kernel unavailable: {exc}", file=sys.stderr, flush=True)
     rows = []
@@ -157,6 +172,7 @@ def main():
         "vocab_size": VOCAB,
         "wall_s": time.perf_counter() - t_start,
         "kernel_build_s": build_s,
+        "fq_kernel": fq_kernel,
         "rows": rows,
         "table_md": table,
     }

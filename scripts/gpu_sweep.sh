@@ -14,11 +14,11 @@
 # The sweep itself writes to out/sweep/<table name> (kept between calls on a warm machine) and
 # resumes from TABLE on a fresh one. Set BAYESFP_CODE_REV to the tree's git revision when the
 # copy has no .git (docs/sweeps.md). BENCH=1 also runs benchmarks/bench_quant.py and
-# bench_train.py for every kernel variant (about 6 minutes) into OUTDIR before the sweep: at most
-# seven files come back (checks.txt, bench.txt, quant_bench.json, train.json with the training
-# rows of every variant, ncu.txt from benchmarks/profile_quant.py under Nsight Compute, the
-# table and its log). The GPU tests that gate the sweep check the kernel variant it uses
-# ($BAYESFP_FQ_VARIANT, default 5).
+# bench_train.py for both fake-quant kernel sets (square, generic) into OUTDIR before the sweep:
+# at most seven files come back (checks.txt, bench.txt, quant_bench.json, train.json with the
+# training rows of each kernel set, ncu.txt from benchmarks/profile_quant.py under Nsight Compute,
+# the table and its log). The GPU tests that gate the sweep check the kernel set it uses
+# ($BAYESFP_FQ_KERNEL, default square).
 set -uo pipefail
 
 if [ $# -lt 3 ]; then
@@ -40,48 +40,46 @@ fi
 CHECKS="$OUTDIR/checks.txt"
 $PY -c "from training.quant.kernel import load_extension; load_extension()" > "$CHECKS" 2>&1
 echo "kernel build rc=$? at $(elapsed) s"
-BAYESFP_FQ_TEST_VARIANTS=${BAYESFP_FQ_VARIANT:-5} $PY -m pytest tests/test_quant_cuda.py \
+BAYESFP_FQ_TEST_KERNELS=${BAYESFP_FQ_KERNEL:-square} $PY -m pytest tests/test_quant_cuda.py \
     tests/test_quant_linear.py -q -p no:cacheprovider --noconftest >> "$CHECKS" 2>&1
 rc=$?
 tail -1 "$CHECKS"
-echo "GPU tests (kernel variant ${BAYESFP_FQ_VARIANT:-5}) rc=$rc at $(elapsed) s"
+echo "GPU tests (kernel set ${BAYESFP_FQ_KERNEL:-square}) rc=$rc at $(elapsed) s"
 if [ $rc -ne 0 ]; then
     echo "the kernel fails its GPU tests: no sweep (see $CHECKS)"
     exit 1
 fi
 if [ "${BENCH:-0}" = 1 ]; then
-    # every kernel variant against the reference, each in a process of its own (a fault in one
-    # variant leaves the CUDA context of the others intact); only those that pass are timed
+    # each kernel set against the reference, in a process of its own (a fault in one leaves
+    # the CUDA context of the other intact); only those that pass are timed
     passed=()
-    nvar=$($PY -c "from training.quant.kernel import num_kernel_variants; print(num_kernel_variants())")
-    for v in $(seq 0 $(( nvar - 1 ))); do
-        echo "== GPU tests, kernel variant $v" >> "$CHECKS"
-        BAYESFP_FQ_TEST_VARIANTS=$v $PY -m pytest tests/test_quant_cuda.py -q \
+    for k in square generic; do
+        echo "== GPU tests, kernel set $k" >> "$CHECKS"
+        BAYESFP_FQ_TEST_KERNELS=$k $PY -m pytest tests/test_quant_cuda.py -q \
             -p no:cacheprovider --noconftest >> "$CHECKS" 2>&1
         rc=$?
-        echo "GPU tests (kernel variant $v) rc=$rc: $(tail -1 "$CHECKS") at $(elapsed) s"
-        [ $rc -eq 0 ] && passed+=("$v")
+        echo "GPU tests (kernel set $k) rc=$rc: $(tail -1 "$CHECKS") at $(elapsed) s"
+        [ $rc -eq 0 ] && passed+=("$k")
     done
-    variants=$(IFS=,; echo "${passed[*]}")
+    kernels=$(IFS=,; echo "${passed[*]}")
     BENCH_LOG="$OUTDIR/bench.txt"
-    $PY benchmarks/bench_quant.py --variants "$variants" --out "$OUTDIR/quant_bench.json" \
+    $PY benchmarks/bench_quant.py --kernels "$kernels" --out "$OUTDIR/quant_bench.json" \
         --reps 30 > "$BENCH_LOG" 2>&1
-    echo "kernel benchmark (variants $variants) done at $(elapsed) s"
+    echo "kernel benchmark (kernel sets $kernels) done at $(elapsed) s"
     mkdir -p out/bench
-    # variant 5 (the default): every size and mode; the others: the quantized mode on four
-    # sizes (26m is the size whose quantization overhead docs/benchmarks.md tracks)
-    for v in "${passed[@]}"; do
+    # square (the default): every size and mode; generic: the quantized mode on four sizes
+    for k in "${passed[@]}"; do
         args=(--modes "e4m3 B128 all graph" --sizes 1.7m,3.4m,11m,26m)
-        [ $v = 5 ] && args=(--modes "bf16 eager,bf16 graph,e4m3 B128 all graph")
-        echo "== bench_train, kernel variant $v" >> "$BENCH_LOG"
-        BAYESFP_FQ_VARIANT=$v $PY benchmarks/bench_train.py "${args[@]}" \
-            --out "out/bench/train_v$v.json" >> "$BENCH_LOG" 2>&1
+        [ $k = square ] && args=(--modes "bf16 eager,bf16 graph,e4m3 B128 all graph")
+        echo "== bench_train, kernel set $k" >> "$BENCH_LOG"
+        $PY benchmarks/bench_train.py --kernel $k "${args[@]}" \
+            --out "out/bench/train_$k.json" >> "$BENCH_LOG" 2>&1
     done
     echo "training benchmark done at $(elapsed) s"
-    # one file for all variants: {"0": rows, "1": rows, ...}
+    # one file for both kernel sets: {"square": rows, "generic": rows}
     $PY -c 'import json, pathlib, sys
-rows = {p.stem.split("_v")[-1]: json.loads(p.read_text())
-        for p in sorted(pathlib.Path("out/bench").glob("train_v*.json"))}
+rows = {p.stem.split("_", 1)[-1]: json.loads(p.read_text())
+        for p in sorted(pathlib.Path("out/bench").glob("train_*.json"))}
 pathlib.Path(sys.argv[1]).write_text(json.dumps(rows, indent=1))' "$OUTDIR/train.json"
     # where the time goes inside each kernel (hardware counters, where the machine allows them)
     t_ncu=$(( BUDGET - $(elapsed) - 20 ))
@@ -89,7 +87,7 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps(rows, indent=1))' "$OUTDIR/train
     if command -v ncu >/dev/null && [ $t_ncu -gt 60 ]; then
         timeout $t_ncu ncu --clock-control none --profile-from-start off --section SpeedOfLight \
             --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
-            $PY benchmarks/profile_quant.py --variants "$variants" > "$OUTDIR/ncu.txt" 2>&1
+            $PY benchmarks/profile_quant.py --kernels "$kernels" > "$OUTDIR/ncu.txt" 2>&1
         echo "ncu rc=$? at $(elapsed) s"
     fi
     echo "benchmarks done at $(elapsed) s"

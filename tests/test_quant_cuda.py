@@ -1,7 +1,8 @@
 """CUDA fake-quant kernel: bit-exact against the torch reference, pair kernel, graph capture.
 
-Every test runs once per kernel variant (``$BAYESFP_FQ_TEST_VARIANTS``, comma-separated, default
-all of them), so each implementation is checked against the reference.
+Every test runs once per kernel set (``$BAYESFP_FQ_TEST_KERNELS``, comma-separated, default
+``square,generic``), so each implementation is checked against the reference; after each test the
+kernel set in use before it (``$BAYESFP_FQ_KERNEL``, default ``square``) is restored.
 """
 
 import os
@@ -16,17 +17,18 @@ from training.quant.linear import QuantLinear
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
-VARIANTS = [int(v) for v in os.environ.get("BAYESFP_FQ_TEST_VARIANTS", "0,1,2,3,4,5").split(",")
-            if v]
+KERNELS = [k.strip() for k in os.environ.get("BAYESFP_FQ_TEST_KERNELS", "square,generic").split(",")
+           if k.strip()]
 
 
-@pytest.fixture(autouse=True, params=VARIANTS, ids=lambda v: f"variant{v}")
-def kernel_variant(request):
+@pytest.fixture(autouse=True, params=KERNELS)
+def fq_kernel(request):
     from training.quant import kernel
 
-    kernel.set_kernel_variant(request.param)
+    before = kernel.kernel_name()
+    kernel.set_kernel(request.param)
     yield request.param
-    kernel.set_kernel_variant(0)
+    kernel.set_kernel(before)
 
 
 FORMATS = [FPFormat(4, 3), FPFormat(2, 1), FPFormat(5, 2, "ieee", saturate=False),
@@ -48,7 +50,7 @@ CASES = [((64, 256), -1, 8), ((64, 256), -1, 32), ((32, 512), -1, 128), ((16, 20
          # chunks per group, several groups, outer > 1, partial column blocks, scalar packs
          ((6144, 16), 0, "channel"), ((6144, 48), 0, 3072), ((3, 4200, 8), 1, 4200),
          ((3000, 13), 0, "channel"), ((2, 5000, 3), 1, "channel"), ((4096, 264), 0, "channel"),
-         # 2-D tiles of B x 128 (variant 5's square_kernel for 16-bit types): one tile, several,
+         # 2-D tiles of B x 128 (square_kernel for 16-bit types): one tile, several,
          # and more tiles than the grid has blocks (the next tile copied in while one is
          # quantized)
          ((128, 128), 0, 128), ((512, 384), 0, 128), ((1024, 256), 0, 64), ((2048, 640), 0, 32)]
@@ -269,11 +271,39 @@ def test_fake_impl_opcheck():
                           test_utils=("test_schema", "test_faketensor"))
 
 
-def test_kernel_variant_switch(kernel_variant):
+def test_kernel_switch(fq_kernel):
     from training.quant import kernel
 
-    assert kernel.kernel_variant() == kernel_variant
-    assert kernel.num_kernel_variants() >= 2
-    with pytest.raises(ValueError, match="kernel variant must be an integer in 0.."):
-        kernel.set_kernel_variant(kernel.num_kernel_variants())
-    assert kernel.kernel_variant() == kernel_variant  # unchanged by the refused call
+    assert kernel.kernel_name() == fq_kernel
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        kernel.set_kernel("5")
+    with pytest.raises(RuntimeError, match="kernel must be 'square' or 'generic'"):
+        kernel.load_extension().set_kernel("tile")  # the extension checks too
+    assert kernel.kernel_name() == fq_kernel  # unchanged by the refused calls
+
+
+def kernel_names(fn):
+    """Names of the CUDA kernels that ``fn()`` launches (torch profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return {e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA}
+
+
+def test_square_kernel_runs_where_the_shape_tiles(fq_kernel):
+    x = torch.randn(256, 384, device="cuda", dtype=torch.bfloat16)
+    q = OperandQuant("e4m3", 128)
+    for fn in (lambda: quantize(x, "e4m3", 128, dim=0, backend="cuda"),
+               lambda: quantize_pair(x, q, q, backend="cuda")):
+        names = " ".join(kernel_names(fn))
+        assert ("square_kernel" in names) == (fq_kernel == "square"), names
+        assert ("tile_kernel" in names) == (fq_kernel == "generic"), names
+    # float32 has no square kernel: the generic tile kernel under either choice
+    names = " ".join(kernel_names(lambda: quantize(x.float(), "e4m3", 128, dim=0,
+                                                   backend="cuda")))
+    assert "tile_kernel" in names and "square_kernel" not in names
+

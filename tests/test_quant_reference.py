@@ -325,22 +325,17 @@ def test_kernel_without_cuda_is_a_clear_error():
             load_extension()
 
 
-def test_kernel_variant_is_checked_before_it_reaches_the_kernel():
-    from training.quant.kernel import _set_variant
+def test_kernel_choice_is_checked_before_it_reaches_the_kernel():
+    from training.quant.kernel import KERNELS, check_kernel, kernel_from_env
 
-    class Ext:  # the extension's variant calls, without a GPU
-        variant = 0
+    assert KERNELS == ("square", "generic")
+    assert kernel_from_env({}) == "square"
+    assert kernel_from_env({"BAYESFP_FQ_KERNEL": ""}) == "square"
+    assert kernel_from_env({"BAYESFP_FQ_KERNEL": " generic "}) == "generic"
+    assert kernel_from_env({"BAYESFP_FQ_KERNEL": "square"}) == "square"
+    for bad in ("5", "0", "Square", "tile", 1):
+        with pytest.raises(ValueError, match="kernel must be one of"):
+            check_kernel(bad)
+    with pytest.raises(ValueError, match="BAYESFP_FQ_KERNEL"):
+        kernel_from_env({"BAYESFP_FQ_KERNEL": "5"})
 
-        def num_kernel_variants(self):
-            return 2
-
-        def set_kernel_variant(self, v):
-            self.variant = v
-
-    ext = Ext()
-    _set_variant(ext, "1")
-    assert ext.variant == 1
-    for bad in ("2", "-1", "fast", 1.5):
-        with pytest.raises(ValueError, match=r"kernel variant must be an integer in 0\.\.1"):
-            _set_variant(ext, bad)
-    assert ext.variant == 1

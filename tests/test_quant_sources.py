@@ -33,3 +33,29 @@ def test_the_check_catches_a_plain_kernel():
     text = "// x\ntemplate <int N>\n__global__ void a() {}\n\n__global__ void b() {}\n" \
            "static __global__ void c() {}\n"
     assert _kernels_without_linkage_guard(text) == ["line 5: __global__ void b() {}"]
+
+
+def _entry_points(text, macro):
+    return re.findall(rf"^{macro}\((\w+), (\w+)\)$", text, flags=re.M)
+
+
+def test_every_dtype_unit_is_declared_built_and_dispatched():
+    # each (input, output) pair is instantiated in exactly one fq_*.cu, declared extern in
+    # fakequant.cu (else that unit instantiates it again or the link fails) and compiled
+    from training.quant.kernel import SOURCES
+
+    units = sorted(p.name for p in CSRC.glob("fq_*.cu"))
+    assert units and set(units) <= set(SOURCES)
+    built = [pair for u in units for pair in _entry_points((CSRC / u).read_text(),
+                                                           "FQ_INSTANTIATE")]
+    assert all(len(_entry_points((CSRC / u).read_text(), "FQ_INSTANTIATE")) == 1 for u in units)
+    host = (CSRC / "fakequant.cu").read_text()
+    assert sorted(built) == sorted(_entry_points(host, "FQ_EXTERN"))
+    assert len(set(built)) == len(built) == 4
+    for t, out in built:  # every pair is reachable from the dtype switch
+        assert f"Types<{t}, {out}>" in host
+
+
+def test_the_unit_check_reads_the_macros():
+    text = "FQ_INSTANTIATE(float, float)\n// FQ_INSTANTIATE(__half, __half)\n"
+    assert _entry_points(text, "FQ_INSTANTIATE") == [("float", "float")]

@@ -8,10 +8,11 @@ behind, which would make every later load wait forever; the build therefore runs
 ``fcntl.flock`` and removes a stale ``lock`` while holding it. Set ``TORCH_CUDA_ARCH_LIST`` (e.g.
 ``9.0``) to compile for one architecture only.
 
-Some shapes have several implementations (kernel variants, ``csrc/kernels.cuh``) that give the
-same values; :func:`set_kernel_variant` picks one for the process, and ``$BAYESFP_FQ_VARIANT``
-sets it when the extension loads (default 5). ``benchmarks/bench_quant.py --variants`` times them
-side by side (``docs/benchmarks.md``).
+Two kernel sets compute the same values (``csrc/launch.cuh``): ``square`` (the default), whose
+``square_kernel`` takes block-wise column groups and pairs of 2-D 16-bit tensors whose shape
+tiles, and ``generic``, the kernels that take every other shape and, chosen, those too.
+:func:`set_kernel` picks one for the process; ``$BAYESFP_FQ_KERNEL`` (``square`` or ``generic``)
+sets it when the extension loads.
 
 The ops ``bayesfp::fake_quant`` and ``bayesfp::fake_quant_pair`` have fake implementations, so
 they trace under ``torch.compile`` and can be captured in CUDA graphs (no host syncs; scratch
@@ -30,6 +31,8 @@ from training.quant.spec import ROUNDINGS, FPFormat
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = ("bindings.cpp", "fakequant.cu", "fq_f32.cu", "fq_f16.cu", "fq_bf16.cu", "fq_bf16_f32.cu")
+KERNELS = ("square", "generic")
+KERNEL_ENV = "BAYESFP_FQ_KERNEL"
 NVCC_FLAGS = ("-O3", "--fmad=false", "-std=c++17")
 _EXTENSION = None
 
@@ -54,6 +57,8 @@ def load_extension(verbose: bool = False):
     ------
     RuntimeError
         Without a CUDA device or CUDA toolchain.
+    ValueError
+        When ``$BAYESFP_FQ_KERNEL`` names no kernel set.
     """
     global _EXTENSION
     if _EXTENSION is not None:
@@ -63,6 +68,7 @@ def load_extension(verbose: bool = False):
                            "torch; use backend='reference' on this machine")
     from torch.utils.cpp_extension import load
 
+    choice = kernel_from_env(os.environ)
     build_dir = build_directory()
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir.with_name(build_dir.name + ".flock"), "w") as guard:
@@ -81,39 +87,41 @@ def load_extension(verbose: bool = False):
             )
         finally:
             fcntl.flock(guard, fcntl.LOCK_UN)
-    variant = os.environ.get("BAYESFP_FQ_VARIANT", "").strip()
-    if variant:
-        _set_variant(_EXTENSION, variant)
+    _EXTENSION.set_kernel(choice)
     return _EXTENSION
 
 
-def _set_variant(ext, variant) -> None:
-    n = ext.num_kernel_variants()
-    text = str(variant).strip()
-    v = int(text) if text.lstrip("-").isdigit() else -1
-    if not 0 <= v < n:
-        raise ValueError(f"kernel variant must be an integer in 0..{n - 1}, got {variant!r} "
-                         "(BAYESFP_FQ_VARIANT or set_kernel_variant)")
-    ext.set_kernel_variant(v)
+def kernel_from_env(environ) -> str:
+    """The kernel set named by ``$BAYESFP_FQ_KERNEL`` in ``environ``: unset or empty is ``square``.
 
-
-def set_kernel_variant(variant: int) -> None:
-    """Use kernel variant ``variant`` (0, 1, ...) for every later launch in this process.
-
-    The variants compute the same values; they differ in speed only. Graphs captured before keep
-    the variant they were captured with.
+    Raises
+    ------
+    ValueError
+        For a name other than those of :data:`KERNELS`.
     """
-    _set_variant(load_extension(), variant)
+    return check_kernel(environ.get(KERNEL_ENV, "").strip() or KERNELS[0])
 
 
-def kernel_variant() -> int:
-    """The kernel variant in use."""
-    return int(load_extension().get_kernel_variant())
+def check_kernel(name) -> str:
+    """``name`` if it is one of :data:`KERNELS`, else a ValueError."""
+    if name not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {name!r} "
+                         f"(${KERNEL_ENV} or set_kernel)")
+    return name
 
 
-def num_kernel_variants() -> int:
-    """How many kernel variants the extension has."""
-    return int(load_extension().num_kernel_variants())
+def set_kernel(name: str) -> None:
+    """Use the kernel set ``name`` (``square`` or ``generic``) for every later launch.
+
+    Both compute the same values; graphs captured before keep the kernels they were captured
+    with.
+    """
+    load_extension().set_kernel(check_kernel(name))
+
+
+def kernel_name() -> str:
+    """The kernel set in use, ``square`` or ``generic``."""
+    return str(load_extension().get_kernel())
 
 
 def fmt_code(fmt: FPFormat) -> list:

@@ -1,47 +1,55 @@
-// Fake-quant host entry points: argument checks and dtype dispatch.
-#include "kernels.cuh"
+// Fake-quant host entry points: argument checks, kernel choice and dtype dispatch.
+#include "fakequant.h"
+
+#include "launch.cuh"
+
+FQ_EXTERN(float, float)
+FQ_EXTERN(__half, __half)
+FQ_EXTERN(__nv_bfloat16, __nv_bfloat16)
+FQ_EXTERN(__nv_bfloat16, float)
 
 namespace fq {
-namespace detail {
 
-void dispatch_f32(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_t granularity,
-                 int64_t dim, const int64_t* state, int stream);
-bool pair_f32(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParams& pa,
-             int64_t block_a, const QParams& pb, int64_t block_b, const int64_t* state,
-             int stream_a, int stream_b);
-void dispatch_f16(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_t granularity,
-                 int64_t dim, const int64_t* state, int stream);
-bool pair_f16(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParams& pa,
-             int64_t block_a, const QParams& pb, int64_t block_b, const int64_t* state,
-             int stream_a, int stream_b);
-void dispatch_bf16(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_t granularity,
-                 int64_t dim, const int64_t* state, int stream);
-bool pair_bf16(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParams& pa,
-             int64_t block_a, const QParams& pb, int64_t block_b, const int64_t* state,
-             int stream_a, int stream_b);
-void dispatch_bf16_f32(const at::Tensor& x, at::Tensor& out, const QParams& p, int64_t granularity,
-                 int64_t dim, const int64_t* state, int stream);
-bool pair_bf16_f32(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParams& pa,
-             int64_t block_a, const QParams& pb, int64_t block_b, const int64_t* state,
-             int stream_a, int stream_b);
-
-}  // namespace detail
-
-using detail::make_params;
-using detail::new_output;
 using detail::QParams;
-using detail::seed_ptr;
-using namespace detail;
 
-void set_kernel_variant(int64_t variant) {
-  TORCH_CHECK(variant >= 0 && variant < kNumVariants, "kernel variant must be in 0..",
-              kNumVariants - 1, ", got ", variant);
-  kernel_variant() = static_cast<int>(variant);
+namespace {
+
+template <typename T, typename OutT>
+struct Types {
+  using In = T;
+  using Out = OutT;
+};
+
+// Calls f(Types<T, OutT>{}) for the dtype of x (and float32 output for bfloat16 with out_fp32).
+template <typename F>
+void with_types(const at::Tensor& x, bool out_fp32, const char* who, F&& f) {
+  switch (x.scalar_type()) {
+    case at::kFloat:
+      f(Types<float, float>{});
+      break;
+    case at::kHalf:
+      f(Types<__half, __half>{});
+      break;
+    case at::kBFloat16:
+      if (out_fp32)
+        f(Types<__nv_bfloat16, float>{});
+      else
+        f(Types<__nv_bfloat16, __nv_bfloat16>{});
+      break;
+    default:
+      TORCH_CHECK(false, who, ": dtype must be float32, bfloat16 or float16");
+  }
 }
 
-int64_t get_kernel_variant() { return kernel_variant(); }
+}  // namespace
 
-int64_t num_kernel_variants() { return kNumVariants; }
+void set_kernel(const std::string& name) {
+  TORCH_CHECK(name == "square" || name == "generic",
+              "kernel must be 'square' or 'generic', got '", name, "'");
+  detail::square_on() = name == "square";
+}
+
+std::string get_kernel() { return detail::square_on() ? "square" : "generic"; }
 
 at::Tensor fake_quant(const at::Tensor& x_in, const std::vector<int64_t>& fmt_code, double maxv,
                       int64_t granularity, int64_t dim, bool pow2,
@@ -49,9 +57,9 @@ at::Tensor fake_quant(const at::Tensor& x_in, const std::vector<int64_t>& fmt_co
   TORCH_CHECK(x_in.is_cuda(), "fake_quant: x must be a CUDA tensor");
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
-  const QParams p = make_params(fmt_code, maxv, pow2);
-  const int64_t* state = seed_ptr(seed, x, p, p);
-  at::Tensor out = new_output(x, out_fp32);
+  const QParams p = detail::make_params(fmt_code, maxv, pow2);
+  const int64_t* state = detail::seed_ptr(seed, x, p, p);
+  at::Tensor out = detail::new_output(x, out_fp32);
   if (x.numel() == 0) return out;
   if (x.dim() > 0) {
     dim = dim < 0 ? dim + x.dim() : dim;
@@ -60,26 +68,13 @@ at::Tensor fake_quant(const at::Tensor& x_in, const std::vector<int64_t>& fmt_co
     dim = 0;
     if (granularity != 0) granularity = -1;
   }
-  const int st = static_cast<int>(stream);
-  switch (x.scalar_type()) {
-    case at::kFloat:
-      dispatch_f32(x, out, p, granularity, dim, state, st);
-      break;
-    case at::kHalf:
-      dispatch_f16(x, out, p, granularity, dim, state, st);
-      break;
-    case at::kBFloat16:
-      if (out_fp32)
-        dispatch_bf16_f32(x, out, p, granularity, dim, state, st);
-      else
-        dispatch_bf16(x, out, p, granularity, dim, state, st);
-      break;
-    default:
-      TORCH_CHECK(false, "fake_quant: dtype must be float32, bfloat16 or float16");
-  }
+  with_types(x, out_fp32, "fake_quant", [&](auto types) {
+    using Ty = decltype(types);
+    detail::dispatch_one<typename Ty::In, typename Ty::Out>(x, out, p, granularity, dim, state,
+                                                             static_cast<int>(stream));
+  });
   return out;
 }
-
 
 std::vector<at::Tensor> fake_quant_pair(const at::Tensor& x_in,
                                         const std::vector<int64_t>& fmt_a, double maxv_a,
@@ -93,31 +88,18 @@ std::vector<at::Tensor> fake_quant_pair(const at::Tensor& x_in,
               "fake_quant_pair: blocks must divide the dims");
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
-  const QParams pa = make_params(fmt_a, maxv_a, pow2_a);
-  const QParams pb = make_params(fmt_b, maxv_b, pow2_b);
-  const int64_t* state = seed_ptr(seed, x, pa, pb);
-  at::Tensor oa = new_output(x, out_fp32), ob = new_output(x, out_fp32);
+  const QParams pa = detail::make_params(fmt_a, maxv_a, pow2_a);
+  const QParams pb = detail::make_params(fmt_b, maxv_b, pow2_b);
+  const int64_t* state = detail::seed_ptr(seed, x, pa, pb);
+  at::Tensor oa = detail::new_output(x, out_fp32), ob = detail::new_output(x, out_fp32);
   if (x.numel() == 0) return {oa, ob};
-  const int sa = static_cast<int>(stream_a), sb = static_cast<int>(stream_b);
   bool done = false;
-  switch (x.scalar_type()) {
-    case at::kFloat:
-      done = pair_f32(x, oa, ob, pa, block_a, pb, block_b, state, sa, sb);
-      break;
-    case at::kHalf:
-      done = pair_f16(x, oa, ob, pa, block_a, pb, block_b, state, sa, sb);
-      break;
-    case at::kBFloat16:
-      if (out_fp32)
-        done = pair_bf16_f32(x, oa, ob, pa, block_a, pb, block_b, state, sa,
-                                               sb);
-      else
-        done = pair_bf16(x, oa, ob, pa, block_a, pb, block_b,
-                                                       state, sa, sb);
-      break;
-    default:
-      TORCH_CHECK(false, "fake_quant_pair: dtype must be float32, bfloat16 or float16");
-  }
+  with_types(x, out_fp32, "fake_quant_pair", [&](auto types) {
+    using Ty = decltype(types);
+    done = detail::pair_one<typename Ty::In, typename Ty::Out>(
+        x, oa, ob, pa, block_a, pb, block_b, state, static_cast<int>(stream_a),
+        static_cast<int>(stream_b));
+  });
   if (done) return {oa, ob};
   return {fake_quant(x, fmt_a, maxv_a, block_a, 1, pow2_a, seed, stream_a, out_fp32),
           fake_quant(x, fmt_b, maxv_b, block_b, 0, pow2_b, seed, stream_b, out_fp32)};

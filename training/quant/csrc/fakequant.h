@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace fq {
@@ -27,10 +28,9 @@ std::vector<at::Tensor> fake_quant_pair(const at::Tensor& x,
                                         int64_t block_b, bool pow2_b, int64_t stream_b,
                                         const std::optional<at::Tensor>& seed, bool out_fp32);
 
-// The kernel variant the launchers use (see kernel_variant in kernels.cuh); set_kernel_variant
-// raises for an unknown one.
-void set_kernel_variant(int64_t variant);
-int64_t get_kernel_variant();
-int64_t num_kernel_variants();
+// The kernel set the launchers use: "square" (the default) or "generic" (see launch.cuh);
+// set_kernel raises for any other name.
+void set_kernel(const std::string& name);
+std::string get_kernel();
 
 }  // namespace fq

@@ -1,21 +1,4 @@
-// Fake-quant kernels for float input, float output (one file per dtype so that
-// ninja compiles them in parallel).
-#include "kernels.cuh"
+// Fake-quant entry points for float input, float output.
+#include "launch.cuh"
 
-namespace fq {
-namespace detail {
-
-void dispatch_f32(const at::Tensor& x, at::Tensor& out, const QParams& p,
-                 int64_t granularity, int64_t dim, const int64_t* state, int stream) {
-  dispatch_one<float, float>(x, out, p, granularity, dim, state, stream);
-}
-
-bool pair_f32(const at::Tensor& x, at::Tensor& oa, at::Tensor& ob, const QParams& pa,
-             int64_t block_a, const QParams& pb, int64_t block_b, const int64_t* state,
-             int stream_a, int stream_b) {
-  return pair_tile<float, float>(x, oa, ob, pa, block_a, pb, block_b, state,
-                                   stream_a, stream_b);
-}
-
-}  // namespace detail
-}  // namespace fq
+FQ_INSTANTIATE(float, float)
