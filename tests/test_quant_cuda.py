@@ -307,3 +307,44 @@ def test_square_kernel_runs_where_the_shape_tiles(fq_kernel):
                                                    backend="cuda")))
     assert "tile_kernel" in names and "square_kernel" not in names
 
+
+FP32_MAX = torch.finfo(torch.float32).max
+
+
+@pytest.mark.parametrize("shape,dim,gran", [((4, 64), -1, "tensor"), ((4, 64), -1, 8),
+                                            ((4, 64), -1, "channel"), ((3, 3000), -1, "channel"),
+                                            ((256, 64), 0, 128), ((6144, 16), 0, "channel"),
+                                            ((30, 21), -1, 3), ((5, 7), 0, None)])
+def test_float32_maximum_equals_reference(shape, dim, gran):
+    # groups that hold +-FLT_MAX: 1 / S rounds up past the largest finite de-scale factor, which
+    # the kernel must cap exactly as the reference does (finite output, same bits)
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(shape, generator=g)
+    flat = x.view(-1)
+    idx = torch.randperm(flat.numel(), generator=g)[: max(2, flat.numel() // 50)]
+    flat[idx[::2]] = FP32_MAX
+    flat[idx[1::2]] = -FP32_MAX
+    flat[idx[:1]] = torch.nextafter(torch.tensor(FP32_MAX), torch.tensor(0.0))
+    x = x.cuda()
+    formats = [FPFormat(e, m, c) for e in (1, 2, 3, 4, 5, 8) for m in (0, 3, 7, 22)
+               for c in ("finite", "ieee", "fn")
+               if not (c == "ieee" and e < 2) and not (c == "fn" and e + m < 2)]
+    for fmt in formats:
+        for scale in ("fp32", "pow2"):
+            got = quantize(x, fmt, gran, dim=dim, scale=scale, backend="cuda")
+            want = quantize_reference(x.cpu(), fmt, gran, dim=dim, scale=scale)
+            assert_same(got, want)
+            assert torch.isfinite(got).all(), (fmt.name, scale)
+
+
+def test_float32_maximum_pair_equals_reference():
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(256, 64, generator=g)
+    x[3, 5], x[100, 17], x[200, 63] = FP32_MAX, -FP32_MAX, FP32_MAX
+    x = x.cuda()
+    for fmt in ("e3m4", "e2m1", "e5m2", "e8m3"):
+        q = OperandQuant(fmt, 16)
+        a, b = quantize_pair(x, q, q, backend="cuda")
+        assert_same(a, quantize_reference(x.cpu(), fmt, 16, 1))
+        assert_same(b, quantize_reference(x.cpu(), fmt, 16, 0))
+        assert torch.isfinite(a).all() and torch.isfinite(b).all()

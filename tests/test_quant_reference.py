@@ -339,3 +339,55 @@ def test_kernel_choice_is_checked_before_it_reaches_the_kernel():
     with pytest.raises(ValueError, match="BAYESFP_FQ_KERNEL"):
         kernel_from_env({"BAYESFP_FQ_KERNEL": "5"})
 
+
+def all_formats():
+    """Every format of the spec: E 1..8, M 0..22, each convention that allows it."""
+    out = []
+    for ebits in range(1, 9):
+        for mbits in range(0, 23):
+            for convention in ("finite", "ieee", "fn"):
+                if (convention == "ieee" and ebits < 2) or (convention == "fn" and
+                                                            ebits + mbits < 2):
+                    continue
+                out.append(FPFormat(ebits, mbits, convention))
+    return out
+
+
+def largest_finite_factor(maxv):
+    """The largest float32 f with float32(maxv * f) finite, by stepping float32 values in numpy."""
+    m = np.float32(maxv)
+    f = np.float32(FP32_MAX) / m
+    with np.errstate(over="ignore"):
+        while np.isinf(m * f):
+            f = np.nextafter(f, np.float32(0))
+        while np.isfinite(m * np.nextafter(f, np.float32(np.inf))):
+            f = np.nextafter(f, np.float32(np.inf))
+    return f
+
+
+@pytest.mark.parametrize("gran,dim", [("tensor", -1), ("channel", -1), (2, -1), ("channel", 0)])
+def test_fp32_scale_keeps_the_float32_maximum_finite(gran, dim):
+    # each group holds +-FLT_MAX and one small value. The de-scale factor is 1 / S capped at the
+    # largest float32 that keeps max_value finite (1 / S rounds up past it for most formats):
+    # the group max comes back finite, within an ulp or two of FLT_MAX
+    x = np.array([[FP32_MAX, 1.0], [-FP32_MAX, 0.5]], dtype=np.float32)
+    if dim == 0:
+        x = np.ascontiguousarray(x.T)
+    formats = all_formats()
+    assert len(formats) == 528
+    overflowed = 0
+    for fmt in formats:
+        got = quantize_reference(torch.from_numpy(x), fmt, gran, dim=dim, scale="fp32").numpy()
+        assert np.isfinite(got).all(), fmt.name
+        emin, maxv = grid_constants(fmt.ebits, fmt.mbits, fmt.convention)
+        s = np.float32(maxv) / np.float32(FP32_MAX)  # the scale of every group here
+        with np.errstate(over="ignore"):
+            overflowed += bool(np.isinf(np.float32(maxv) * (np.float32(1) / s)))
+        inv = min(np.float32(1) / s, largest_finite_factor(maxv))
+        big = fq_oracle(np.float32(FP32_MAX) * s, fmt.ebits, fmt.mbits, fmt.convention) * inv
+        assert np.float32(FP32_MAX) * np.float32(1 - 2.0**-22) <= big <= np.float32(FP32_MAX)
+        small = fq_oracle(np.float32([1.0, 0.5]) * s, fmt.ebits, fmt.mbits, fmt.convention) * inv
+        flat = got if dim == -1 else got.T
+        assert same_bits(flat[:, 0], [big, -big]).all(), fmt.name
+        assert same_bits(flat[:, 1], small).all(), fmt.name
+    assert overflowed > 300  # the uncapped de-scale factor overflows for most formats

@@ -1,10 +1,10 @@
 """Pure-torch fake-quant: the definition of the semantics, on CPU and GPU.
 
-``x_q = Q(x * S) * (1 / S)`` computed in float32, where ``S`` is one scale per group and ``Q``
-rounds a float32 value onto the ExMy grid of an :class:`~training.quant.spec.FPFormat`. Every
-step is a correctly rounded float32 operation or exact integer bit manipulation, so the CUDA
-kernel (``csrc/kernels.cuh``) performs the same operations in the same order and must agree bit
-for bit.
+``x_q = Q(x * S) * min(1 / S, L)`` computed in float32, where ``S`` is one scale per group, ``Q``
+rounds a float32 value onto the ExMy grid of an :class:`~training.quant.spec.FPFormat` and ``L``
+caps the de-scale factor (below). Every step is a correctly rounded float32 operation or exact
+integer bit manipulation, so the CUDA kernel (``csrc/format.cuh``, ``csrc/kernels.cuh``)
+performs the same operations in the same order and must agree bit for bit.
 
 Scale (per group, from the absmax ``a`` of its finite elements):
 
@@ -15,7 +15,12 @@ Scale (per group, from the absmax ``a`` of its finite elements):
 
 De-scaling multiplies by the float32 reciprocal ``1 / S`` (one IEEE division per group, not per
 element: the kernel stays memory-bound). It equals a division by ``S`` exactly for power-of-two
-scales and to within one float32 ulp otherwise, below the output dtype's rounding.
+scales and to within one float32 ulp otherwise, below the output dtype's rounding. For a group
+whose absmax is within an ulp of FLT_MAX, ``1 / S`` can round up far enough that
+``max_value * (1 / S)`` overflows to Inf; the factor is therefore capped at
+``L = fmt.descale_limit`` (:class:`~training.quant.spec.FPFormat`), the largest float32 whose
+product with ``max_value`` is finite, so finite input never de-scales to Inf (the cap changes
+no other group: any larger factor overflows).
 """
 
 import torch
@@ -203,7 +208,7 @@ def quantize_reference(x: torch.Tensor, fmt, granularity, dim: int = -1, scale: 
         state = seed_state(seed, x.device)
         rbits = random_bits(xf.numel(), state, stream).reshape(xf.shape)
     q = round_to_grid(xf * s, fmt, rbits)
-    inv = torch.ones_like(s) / s  # IEEE division, once per group
+    inv = torch.clamp(torch.ones_like(s) / s, max=fmt.descale_limit)  # once per group
     return (q * inv).reshape(x.shape).to(out_dtype)
 
 

@@ -42,6 +42,7 @@ E = 1 formats are integer-like: their grid is uniform with spacing ``2**(1-M)`` 
 ``4 - 2**(1-M)``. E = 0 is not supported.
 """
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ ROUNDINGS = ("nearest_even", "half_away", "stochastic")
 MAX_EBITS = 8
 MAX_MBITS = 22  # float32 holds 23 mantissa bits; the kernel's integer rounding needs one spare
 FP32_MAX = float.fromhex("0x1.fffffep+127")
+FP32_OVERFLOW = 2.0**128 - 2.0**103  # float32 rounding gives Inf from here up (FLT_MAX + ulp / 2)
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,22 @@ class FPFormat:
         return min(self.emax, 127)
 
     @property
+    def descale_limit(self) -> float:
+        """Largest float32 ``L`` whose float32 product with ``max_value`` is finite.
+
+        The cap of the de-scale factor ``1 / S`` (see :mod:`training.quant.reference`). The
+        product of two float32 values is exact in float64, and float32 rounding gives Inf from
+        ``FP32_OVERFLOW = 2**128 - 2**103`` up.
+        """
+        maxv = self.max_value
+        f = _float32_floor(min(FP32_OVERFLOW / maxv, FP32_MAX))
+        while f * maxv >= FP32_OVERFLOW:
+            f = _float32_step(f, up=False)
+        while f < FP32_MAX and _float32_step(f, up=True) * maxv < FP32_OVERFLOW:
+            f = _float32_step(f, up=True)
+        return f
+
+    @property
     def min_normal(self) -> float:
         """Smallest positive normal value, ``2**emin``."""
         return 2.0**self.emin
@@ -170,6 +188,22 @@ class FPFormat:
         """The same format with another rounding mode."""
         return FPFormat(self.ebits, self.mbits, self.convention, rounding, self.subnormals,
                         self.saturate)
+
+
+def _float32_floor(t: float) -> float:
+    """The largest float32 value <= ``t`` (a positive float in the float32 normal range)."""
+    _, k = math.frexp(t)  # t in [2**(k-1), 2**k): float32 spacing 2**(k-24) there
+    ulp = 2.0 ** (k - 24)
+    return math.floor(t / ulp) * ulp
+
+
+def _float32_step(f: float, up: bool) -> float:
+    """The float32 neighbour above or below ``f`` (a positive normal float32 value)."""
+    m, k = math.frexp(f)  # f = m * 2**k, m in [0.5, 1)
+    ulp = 2.0 ** (k - 24)
+    if up:
+        return f + ulp
+    return f - (ulp / 2 if m == 0.5 else ulp)
 
 
 NAMED_FORMATS = {

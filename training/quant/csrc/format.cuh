@@ -1,6 +1,6 @@
 // Fake-quant ExMy format math: per-format constants, element rounding, scales, random bits.
 //
-// x_q = Q(x * S) * (1 / S) in float32 with one scale S per group.
+// x_q = Q(x * S) * min(1 / S, inv_max) in float32 with one scale S per group.
 // training/quant/reference.py defines the semantics; these functions repeat its operations in
 // the same order. Build without --use_fast_math and with --fmad=false: subnormals must survive
 // and no multiply may be fused into an add.
@@ -30,6 +30,7 @@ struct QParams {
   bool pow2;
   float maxv;
   float ovf;
+  float inv_max;  // largest de-scale factor whose product with maxv is finite (descale_limit)
   // nearest-even fast path (bit patterns of non-negative float32 values)
   int sh;             // 23 - mbits
   uint32_t inc0;      // rounding increment without the lsb term
@@ -60,6 +61,18 @@ inline uint32_t host_bits(float f) {
   return b;
 }
 
+// The largest float32 f for which the float32 product maxv * f is finite: the exact product (of
+// two 24-bit significands, exact in double) must stay below 2**128 - 2**103, the midpoint
+// between FLT_MAX and 2**128, at and above which round-to-nearest-even gives Inf.
+inline float descale_limit(float maxv) {
+  const double edge = 0x1p128 - 0x1p103;
+  float f = static_cast<float>(std::min(edge / maxv, static_cast<double>(FLT_MAX)));
+  while (static_cast<double>(f) * maxv >= edge) f = std::nextafter(f, 0.f);
+  while (static_cast<double>(std::nextafter(f, INFINITY)) * maxv < edge)
+    f = std::nextafter(f, INFINITY);
+  return f;
+}
+
 inline QParams make_params(const std::vector<int64_t>& code, double maxv, bool pow2) {
   TORCH_CHECK(code.size() == 7, "fmt_code must have 7 entries");
   QParams p;
@@ -76,6 +89,7 @@ inline QParams make_params(const std::vector<int64_t>& code, double maxv, bool p
   TORCH_CHECK(p.emin >= -126 && p.emin <= 1, "emin out of range");
   TORCH_CHECK(p.rounding >= 0 && p.rounding <= 2, "rounding out of range");
   TORCH_CHECK(static_cast<double>(p.maxv) == maxv, "maxv must be exact in float32");
+  p.inv_max = descale_limit(p.maxv);
   p.sh = 23 - p.mbits;
   p.inc0 = p.mbits == 0 ? (1u << 22) : (1u << (p.sh - 1)) - 1u;
   p.lsbm = p.mbits == 0 ? 0u : 1u;
@@ -269,6 +283,12 @@ __device__ __forceinline__ float scale_of(float amax, const QParams& p) {
   int k = p.max_exp - (ex - 1);
   k = k < -126 ? -126 : (k > 127 ? 127 : k);
   return pow2f(k);
+}
+
+// The de-scale factor of a group: 1 / S, capped at p.inv_max so that no grid value becomes Inf
+// (1 / S rounds up for an absmax near FLT_MAX).
+__device__ __forceinline__ float descale_of(float s, const QParams& p) {
+  return fminf(__fdiv_rn(1.f, s), p.inv_max);
 }
 
 __device__ __forceinline__ float fin_abs(float v) {

@@ -169,8 +169,8 @@ __device__ __forceinline__ void store_pack(const float (&q)[N], OutT* dst) {
   }
 }
 
-// Quantize a pack, element j with scale s_of(j) and reciprocal inv_of(j); i0 = flat index of its
-// first element.
+// Quantize a pack, element j with scale s_of(j) and de-scale factor inv_of(j); i0 = flat index of
+// its first element.
 template <int RM, typename T, typename OutT, int N, typename S, typename I>
 __device__ __forceinline__ void quant_store_by(const Pack<T, N>& v, S s_of, I inv_of,
                                                const QParams& p, const int64_t* state,
@@ -188,7 +188,7 @@ __device__ __forceinline__ void quant_store_by(const Pack<T, N>& v, S s_of, I in
   store_pack<OutT, N>(q, out + i0);
 }
 
-// A pack whose elements share the scale s (inv = 1 / s).
+// A pack whose elements share the scale s (inv: its de-scale factor).
 template <int RM, typename T, typename OutT, int N>
 __device__ __forceinline__ void quant_store(const Pack<T, N>& v, float s, float inv,
                                             const QParams& p, const int64_t* state, int stream,
@@ -290,7 +290,7 @@ __global__ void __launch_bounds__(kThreads, NREG <= 4 ? 4 : 2)
     }
     if (active) {
       const float s = scale_of(m, p);
-      const float inv = __fdiv_rn(1.f, s);
+      const float inv = descale_of(s, p);
 #pragma unroll
       for (int k = 0; k < NREG; ++k) {
         if (k < npt) {
@@ -341,7 +341,7 @@ __global__ void __launch_bounds__(kThreads, NREG <= 2 ? 4 : 2)
     if (m > FLT_MAX)  // the group holds an Inf: absmax of the finite elements
       m = group_max([](const PackT& w) { return pack_absmax<true>(w); });
     const float s = scale_of(m, p);
-    const float inv = __fdiv_rn(1.f, s);
+    const float inv = descale_of(s, p);
     if (hold) {
 #pragma unroll
       for (int k = 0; k < NREG; ++k) {
@@ -457,7 +457,7 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
         for (int q = 0; q < nslots; ++q) m = fmaxf(m, part[q * ncols + c]);
         const float sc = scale_of(m, pb);
         col_s[c] = sc;
-        col_i[c] = __fdiv_rn(1.f, sc);
+        col_i[c] = descale_of(sc, pb);
       }
     }
     if (out_a != nullptr) {
@@ -468,7 +468,7 @@ __global__ void __launch_bounds__(TT, RM == 0 || TT <= 256 ? 2 : 1)  // 512 thre
           for (int off = bap >> 1; off > 0; off >>= 1)
             m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
           const float sc = scale_of(m, pa);
-          const float iv = __fdiv_rn(1.f, sc);
+          const float iv = descale_of(sc, pa);
           if (cvalid)
             quant_store<RM, T, OutT, N>(v[k], sc, iv, pa, state, stream_a,
                                         base + (r0 + k * rstep) * inner, out_a);
@@ -570,7 +570,7 @@ __global__ void __launch_bounds__(256, 2)
 #pragma unroll
       for (int k = 1; k < NP; ++k) m = j == k ? rm[k] : m;
       const float sc = scale_of(m, pa);
-      const float iv = __fdiv_rn(1.f, sc);
+      const float iv = descale_of(sc, pa);
 #pragma unroll
       for (int k = 0; k < NP; ++k) {
         const float s = __shfl_sync(0xffffffffu, sc, first + k);
@@ -585,7 +585,7 @@ __global__ void __launch_bounds__(256, 2)
       for (int w = 1; w < TT / 32; ++w) m = fmaxf(m, part[w][tid]);
       const float s = scale_of(m, pb);
       col_s[tid] = s;
-      col_i[tid] = __fdiv_rn(1.f, s);
+      col_i[tid] = descale_of(s, pb);
     }
     __syncthreads();
     float sc[N], iv[N];
@@ -716,7 +716,7 @@ static __global__ void __launch_bounds__(kColX * kColY)
 #pragma unroll
       for (int q = 1; q < kColY; ++q) m = fmaxf(m, red[q][tx]);
       const float sc = scale_of(m, p);
-      sinv[g * inner + col] = make_float2(sc, __fdiv_rn(1.f, sc));
+      sinv[g * inner + col] = make_float2(sc, descale_of(sc, p));
     }
     __syncthreads();
   }
@@ -763,7 +763,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const float s_all = mode == 1 ? scale_of(amax[0], p) : 1.f;
-  const float inv = __fdiv_rn(1.f, s_all);
+  const float inv = descale_of(s_all, p);
   for (; i + (U - 1) * stride < npacks; i += U * stride) {
     PackT v[U];
 #pragma unroll
