@@ -42,3 +42,11 @@ class RunTableError(BayesfpInputError):
         lines = [f"{where}: {len(self.problems)} problems"]
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) during a command.
+
+    Not a ``KeyboardInterrupt``, which samplers catch to return their partial draws: an
+    interrupted command writes nothing more and ends with exit status 130.
+    """

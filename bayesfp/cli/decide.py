@@ -41,7 +41,7 @@ def decide_command(
 
     Prints expected loss, P(best), regret and EVPI per candidate format, and ranks candidate
     runs by expected value of sample information per unit cost (docs/decisions.md). Exits with
-    status 1 when the fit failed its diagnostics gate (the analysis is still printed).
+    status 3 when the fit failed its diagnostics gate (the analysis is still printed).
     """
     from bayesfp.decide import decision_for_report
     from bayesfp.jsonfile import write_json
@@ -57,4 +57,4 @@ def decide_command(
     output.print_decision(result)
     if out is not None:
         output.say(f"wrote {write_json(result, out)}")
-    raise typer.Exit(0 if passed else 1)
+    raise typer.Exit(0 if passed else output.EXIT_GATE_FAILED)

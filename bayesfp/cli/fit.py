@@ -11,9 +11,14 @@ from bayesfp.cli import output
 from bayesfp.errors import BayesfpInputError
 
 METHODS = ("point", "bayes")
+# Options only one method uses (parameter names): giving one to the other method is an error.
+BAYES_ONLY = ("pool_by", "prior", "draws", "tune", "chains", "pooling", "robust", "sigma_by",
+              "sampler")
+POINT_ONLY = ("n_boot",)
 
 
 def fit_command(
+    ctx: typer.Context,
     runs_file: opt.RunsFile = None,
     law: opt.Law = defaults.LAW,
     method: Annotated[str, typer.Option(
@@ -47,7 +52,7 @@ def fit_command(
 
     --method point minimises a summed Huber loss (delta 1e-3) on log-loss with L-BFGS from a grid
     of starts and bootstraps the runs for intervals. --method bayes samples the posterior and
-    exits with status 1 when the fit fails its diagnostics gate (the fit is still written).
+    exits with status 3 when the fit fails its diagnostics gate (the fit is still written).
     """
     from bayesfp.laws import get_law
     from bayesfp.pipeline import inputs_kw, keep_where, load_runs
@@ -56,6 +61,12 @@ def fit_command(
     method = method.lower()
     if method not in METHODS:
         raise BayesfpInputError(f"method: unknown method {method!r}; choose point or bayes")
+    if method == "point":
+        opt.refuse_ignored(ctx, BAYES_ONLY, "only --method bayes uses it")
+    else:
+        opt.refuse_ignored(ctx, POINT_ONLY, "only --method point uses it")
+    out = opt.output_file(out, (".json",) if method == "point" else (".nc",))
+    opt.finite(tensor_log2b, "--tensor-log2b")
     all_runs, path = load_runs(runs_file)
     table = keep_where(all_runs, where)
     output.print_where(where, len(table), len(all_runs))
@@ -99,4 +110,4 @@ def _bayes(table, path, law, out, level, inputs_kw, **settings) -> int:
     fit = fit_bayes(table, law, out=out, inputs_kw=inputs_kw, progress=True, **settings)
     output.print_bayes_fit(fit, level)
     output.say(f"fit written to {out}")
-    return 0 if fit.attrs["gate_passed"] else 1
+    return 0 if fit.attrs["gate_passed"] else output.EXIT_GATE_FAILED

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from bayesfp import defaults
+from bayesfp.errors import BayesfpInputError
 
 RunsFile = Annotated[Path | None, typer.Argument(
     help="Run table (.csv/.parquet/.jsonl), one row per training run (docs/runs.md). "
@@ -30,3 +31,48 @@ Formats = Annotated[str, typer.Option(
     help="Candidate formats, comma-separated: eXmY, eXmY/B, fp8_e4m3, bf16.")]
 Budget = Annotated[float | None, typer.Option(
     "--budget", help="Compute budget: FLOPs, or GPU-hours with --throughput.")]
+
+
+def given(ctx: typer.Context, names) -> list[str]:
+    """The options among ``names`` (parameter names) that were given on the command line,
+    as their ``--flag`` spelling."""
+    from typer._click.core import ParameterSource
+
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    return [flags.get(n, f"--{n.replace('_', '-')}") for n in names
+            if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+
+
+def refuse_ignored(ctx: typer.Context, names, why: str) -> None:
+    """A :class:`BayesfpInputError` if any option in ``names`` was given: it would be ignored."""
+    flags = given(ctx, names)
+    if flags:
+        raise BayesfpInputError(f"{flags[0]}: {why}" + (
+            f" (also {', '.join(flags[1:])})" if flags[1:] else ""))
+
+
+def output_file(path: Path | None, suffixes, key: str = "--out") -> Path | None:
+    """Check an output path before any work: not a folder, one of ``suffixes``."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise BayesfpInputError(f"{key}: {path} is a folder; give a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise BayesfpInputError(f"{key}: expected a {' or '.join(suffixes)} file, "
+                                f"got {path.name!r}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BayesfpInputError(f"{key}: {path.parent} is not a folder")
+    return path
+
+
+def finite(value: float | None, key: str, positive: bool = False) -> float | None:
+    """A finite number (positive with ``positive``), or a :class:`BayesfpInputError`."""
+    import math
+
+    if value is None:
+        return None
+    if not math.isfinite(value) or (positive and value <= 0):
+        kind = "a positive finite number" if positive else "a finite number"
+        raise BayesfpInputError(f"{key}: must be {kind}, got {value}")
+    return float(value)

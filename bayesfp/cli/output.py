@@ -6,6 +6,9 @@ from rich.table import Table
 
 from bayesfp.console import console, err_console
 
+# Exit status of a command whose fit failed its diagnostics gate (everything is still written).
+EXIT_GATE_FAILED = 3
+
 # N at which D_crit of a Bayesian fit is printed.
 REPORT_N = (1e8, 1e9, 1e10)
 

@@ -41,7 +41,7 @@ def pipeline_command(
     2. decides which candidate format to train in at the budget -> reports/NAME/decision.json;
     3. writes the report with every figure and the decision -> reports/NAME/index.html.
 
-    Exits with status 1 when the fit failed its diagnostics gate (everything is still written).
+    Exits with status 3 when the fit failed its diagnostics gate (everything is still written).
     """
     import matplotlib
 
@@ -61,4 +61,4 @@ def pipeline_command(
                f"report    {res.report_path}")
     if not res.gate_passed:
         output.warn("warning: the fit failed its diagnostics gate; see the report")
-        raise typer.Exit(1)
+        raise typer.Exit(output.EXIT_GATE_FAILED)

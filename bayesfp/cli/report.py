@@ -28,7 +28,7 @@ def report_command(
 ):
     """Write a self-contained HTML report of a Bayesian fit (docs/reports.md).
 
-    Exits with status 1 when the fit failed its diagnostics gate (the report is still written
+    Exits with status 3 when the fit failed its diagnostics gate (the report is still written
     and says so at the top).
     """
     import matplotlib
@@ -45,4 +45,4 @@ def report_command(
     output.say(f"report written to {path}")
     if not tree.attrs["gate_passed"]:
         output.warn("warning: this fit FAILED the diagnostics gate; the report says so")
-        raise typer.Exit(1)
+        raise typer.Exit(output.EXIT_GATE_FAILED)

@@ -266,6 +266,12 @@ def fit_point(runs: pd.DataFrame, law: Law | str = "sun", n_boot: int = 200,
     starts = grid[np.argsort(vals)[:n_starts]]
     best = _minimise(obj, starts, bounds)
     theta = best.x
+    if not np.isfinite(best.fun) or not np.all(np.isfinite(theta)):
+        raise BayesfpInputError(f"fit: the {law.name} point fit failed: the objective is not "
+                                "finite at any start (the law cannot predict these runs)")
+    if best.nit == 0:
+        raise BayesfpInputError(f"fit: the {law.name} point fit failed: L-BFGS did not move "
+                                f"from its start ({best.message})")
 
     rng = np.random.default_rng(seed)
     boot = []
