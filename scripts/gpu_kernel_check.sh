@@ -12,7 +12,7 @@
 #
 # Steps: both extensions built at once (each tree has its own build cache); the GPU tests
 # (tests/test_quant_cuda.py, tests/test_quant_linear.py and the quantized training run of
-# tests/test_train_gpu.py) for "square" and "generic", eight processes at once, stopped in time
+# tests/test_train_gpu.py) for "square" and "generic", ten processes at once, stopped in time
 # to leave the timing its share; then benchmarks/bench_square.py alternating baseline and this
 # tree, three processes each, and their medians side by side.
 set -uo pipefail
@@ -60,9 +60,9 @@ wait $p_old; rc_old=$?
 say "builds: this tree rc=$rc_new, baseline rc=$rc_old at $(elapsed) s"
 [ $rc_new -eq 0 ] || { say "this tree's kernel does not build: see build.txt"; exit 1; }
 
-# 2. GPU tests: per kernel set, the long reference comparison in three processes (one per
-#    dtype) and the other tests in a fourth (CPU-bound references: eight processes at once); the
-#    quantized training run uses the set of its process
+# 2. GPU tests: per kernel set, the two long reference comparisons in four processes (one per
+#    dtype, and the pairs) and the other tests in a fifth (the CPU references bound them: ten
+#    processes at once); the quantized training run uses the set of its process
 left=$(( BUDGET - TIMING_S - $(elapsed) ))
 [ $left -ge 30 ] || left=30
 run_tests() {  # KERNEL LOG PYTEST-ARGS...
@@ -71,16 +71,18 @@ run_tests() {  # KERNEL LOG PYTEST-ARGS...
         $PY -m pytest "$@" -v -p no:cacheprovider > "$log" 2>&1
     echo $? > "$log.rc"
 }
-PARTS="d0 d1 d2 rest"
+LONG="test_kernel_equals_reference or test_pair_equals_two_references"
+PARTS="d0 d1 d2 pair rest"
 pids=()
 for k in square generic; do
     for d in 0 1 2; do
         run_tests $k "$WORK/tests-$k-d$d.log" tests/test_quant_cuda.py \
             -k "test_kernel_equals_reference and dtype$d" & pids+=($!)
     done
+    run_tests $k "$WORK/tests-$k-pair.log" tests/test_quant_cuda.py \
+        -k test_pair_equals_two_references & pids+=($!)
     run_tests $k "$WORK/tests-$k-rest.log" tests/test_quant_cuda.py tests/test_quant_linear.py \
-        tests/test_train_gpu.py::test_quantized_graph_run -k "not test_kernel_equals_reference" \
-        & pids+=($!)
+        tests/test_train_gpu.py::test_quantized_graph_run -k "not ($LONG)" & pids+=($!)
 done
 wait "${pids[@]}"
 : > "$TESTS"
