@@ -13,10 +13,16 @@ def write_json(obj, path, default=None) -> Path:
     ``default`` converts what ``json`` cannot (as in :func:`json.dumps`).
     """
     path = Path(path)
+    if path.is_dir():
+        raise BayesfpInputError(f"out: {path} is a folder; give a file name")
+    text = json.dumps(obj, indent=1, default=default)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=default), encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -130,9 +130,14 @@ def save_fit(tree: xr.DataTree, path: str | os.PathLike) -> Path:
         if name in tree.children:
             enc[f"/{name}"] = {v: {"zlib": True, "complevel": 4, "shuffle": True}
                                for v in tree[name].to_dataset().data_vars}
-    tmp = path.with_name(path.name + ".tmp")
-    tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
-    os.replace(tmp, path)
+    if path.is_dir():
+        raise BayesfpInputError(f"out: {path} is a folder; give a file name")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

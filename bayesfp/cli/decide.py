@@ -35,7 +35,7 @@ def decide_command(
         "--hdi-prob", min=0.01, max=0.999, help="Mass of the intervals.")] = defaults.HDI_PROB,
     seed: Annotated[int, typer.Option(help="Seed of the EVSI simulation.")] = defaults.SEED,
     group: Annotated[str | None, typer.Option(
-        help="Pooled fits: decide with this group's precision sensitivity.")] = None,
+        help="Pooled fits (required): decide with this group's precision sensitivity.")] = None,
 ):
     """Which format to train in under posterior uncertainty, and which run to make next.
 
@@ -46,6 +46,7 @@ def decide_command(
     from bayesfp.decide import decision_for_report
     from bayesfp.jsonfile import write_json
 
+    out = opt.output_file(out, (".json",))
     result = decision_for_report(fit_file, budget=budget, N=N, D=D, formats=formats,
                                  block=block, k=k, b=b, throughput=throughput, price=price,
                                  next_runs="auto" if next_runs is None else next_runs,

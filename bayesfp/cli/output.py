@@ -251,8 +251,19 @@ def print_bayes_fit(fit, hdi_prob: float) -> None:
 # ------------------------------------------------------------------------------- decisions
 
 
-def _with_interval(x: float, iv) -> str:
-    return si(x) if iv is None else f"{si(x)} [{si(iv[0])}, {si(iv[1])}]"
+def _with_interval(x: float, iv, factor: float | None = None) -> str:
+    text = si(x) if iv is None else f"{si(x)} [{si(iv[0])}, {si(iv[1])}]"
+    return text + (f" ({factor:.3g}x)" if factor is not None and factor > 1.0 else "")
+
+
+def cost_model_text(sit: dict) -> str:
+    """The cost model of a decision in words: ``"cost = 0.375 (P + 0) N D FLOPs"``."""
+    cm = sit.get("cost_model") or {}
+    if cm.get("kind") == "flops":
+        return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
+    if cm.get("kind") == "throughput":
+        return "cost = GPU-hours from measured tokens/s per format"
+    return f"cost in {sit.get('cost_unit', '?')}"
 
 
 def _situation(sit: dict) -> str:
@@ -266,65 +277,106 @@ def _situation(sit: dict) -> str:
     return f"N = {si(sit['N'])}, D = {si(sit['D'])}"
 
 
-def decision_table(result: dict) -> Table:
-    """The candidates of a decision (:func:`bayesfp.decide.decision_for_report`)."""
+def _fitting(builders, width: int | None = None) -> Table:
+    """The first table (fullest first) whose natural width fits the console; the last one
+    otherwise. Tables are plain ASCII when the output is not a terminal."""
+    from rich import box
+
+    width = width or console.width
+    table = None
+    for build in builders:
+        table = build()
+        if not console.is_terminal:
+            table.box = box.ASCII
+        if console.measure(table, options=console.options.update(
+                max_width=10_000)).maximum <= width:
+            break
+    return table
+
+
+def decision_table(result: dict, compact: int = 0) -> Table:
+    """The candidates of a decision (:func:`bayesfp.decide.decision_for_report`).
+
+    ``compact`` 1 drops the N and D intervals, 2 also the bits column and shortens the loss, 3
+    also N and D (the notes list those beyond the runs). The answer columns (format, loss,
+    P(best), regret, verdict) are always kept. N and D beyond the fitted runs carry their
+    factor to the largest fitted value, ``(12x)``.
+    """
     sit = result["situation"]
     pct = int(round(result["hdi_prob"] * 100))
     price = f"; price {sit['price']:.3g} per {sit['cost_unit']}" if sit["price"] else ""
-    t = Table(title=f"Training format under posterior uncertainty ({_situation(sit)}{price}; "
-                    f"{result['n_draws']} draws)", title_justify="left")
+    group = (result.get("fit") or {}).get("group")
+    group = f"; {result['fit'].get('pool_by')} = {group}" if group else ""
+    t = Table(title=f"Training format under posterior uncertainty ({_situation(sit)}; "
+                    f"{cost_model_text(sit)}{price}{group}; {result['n_draws']} draws)",
+              title_justify="left")
     t.add_column("format", no_wrap=True)
-    t.add_column("P", justify="right")
-    budget = sit["mode"] == "budget"
-    t.add_column(f"N [HDI {pct}%]" if budget else "N", justify="right", no_wrap=True)
-    t.add_column(f"D [HDI {pct}%]" if budget else "D", justify="right", no_wrap=True)
+    if compact < 2:
+        t.add_column("P", justify="right")
+    budget = sit["mode"] == "budget" and compact == 0
+    if compact < 3:
+        t.add_column(f"N [HDI {pct}%]" if budget else "N", justify="right", no_wrap=True)
+        t.add_column(f"D [HDI {pct}%]" if budget else "D", justify="right", no_wrap=True)
     show_cost = bool(sit["price"]) or sit["mode"] == "fixed"
     if show_cost:
         t.add_column(sit["cost_unit"], justify="right")
     t.add_column(f"loss [HDI {pct}%]", justify="right", no_wrap=True)
-    t.add_column("P(best)", justify="right")
-    t.add_column("regret", justify="right")
-    t.add_column("verdict")
+    t.add_column("P(best)", justify="right", no_wrap=True)
+    t.add_column("regret", justify="right", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
+    dig = 4 if compact < 2 else 3
     for c in result["candidates"]:
         style = {"choose": "bold green", "plausible": "yellow", "worse": "dim"}[c["verdict"]]
-        cells = [c["format"], str(c["P"]), _with_interval(c["N"], c.get("N_interval")),
-                 _with_interval(c["D"], c.get("D_interval"))]
+        fac = c.get("extrapolation") or {}
+        cells = [c["format"]] + ([str(c["P"])] if compact < 2 else [])
+        if compact < 3:
+            cells += [
+                _with_interval(c["N"], c.get("N_interval") if budget else None, fac.get("N")),
+                _with_interval(c["D"], c.get("D_interval") if budget else None, fac.get("D"))]
         if show_cost:
             cells.append(f"{c['cost']:.3g}")
-        cells += [f"{c['expected_loss']:.4f} [{c['interval'][0]:.4f}, {c['interval'][1]:.4f}]",
+        lo, hi = c["interval"]
+        cells += [f"{c['expected_loss']:.{dig}f} [{lo:.{dig}f}, {hi:.{dig}f}]",
                   f"{c['p_best']:.2f}", f"{c['regret']:.2g}", c["verdict"]]
         t.add_row(*cells, style=style)
     return t
 
 
-def next_runs_table(result: dict, limit: int = 12) -> Table:
-    """The next-run ranking of a decision, best first."""
+def next_runs_table(result: dict, limit: int = 12, compact: int = 0) -> Table:
+    """The next-run ranking of a decision, best first (``compact`` drops signal and ESS)."""
     unit = result["situation"]["cost_unit"]
     t = Table(title=f"What to run next: expected value of sample information per {unit} "
                     f"(EVSI in {result['units']})", title_justify="left")
-    for col in ("rank", "run", unit, "EVSI", f"EVSI per {unit}", "signal", "ESS"):
-        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=col == "run")
+    cols = ("rank", "run", unit, "EVSI", f"EVSI/{unit}") + (("signal", "ESS") if not compact
+                                                            else ())
+    for col in cols:
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=True)
     for r in result["next_runs"][:limit]:
         ess = f"{r['ess_median']:.0f}" + ("" if r["reliable"] else " low")
-        t.add_row(str(r["rank"]), r["run"], f"{r['cost']:.3g}", f"{r['evsi']:.2g}",
-                  f"{r['evsi_per_cost']:.3g}", f"{r['signal']:.2f}", ess,
-                  style=None if r["reliable"] else "yellow")
+        cells = [str(r["rank"]), r["run"], f"{r['cost']:.3g}", f"{r['evsi']:.2g}",
+                 f"{r['evsi_per_cost']:.3g}"]
+        if not compact:
+            cells += [f"{r['signal']:.2f}", ess]
+        t.add_row(*cells, style=None if r["reliable"] else "yellow")
     return t
 
 
 def print_decision(result: dict, *, ranking: bool = True) -> None:
     """The decision table, the Bayes choice with its EVPI, the next-run ranking and notes."""
-    console.print(decision_table(result))
+    console.print(_fitting([lambda c=c: decision_table(result, compact=c) for c in (0, 1, 2, 3)]))
     best = next(c for c in result["candidates"] if c["format"] == result["choice"])
     console.print(f"Bayes-optimal choice: [bold]{result['choice']}[/] (expected loss "
                   f"{best['expected_loss']:.4f} nats/token, P(best) {best['p_best']:.2f}). "
                   f"EVPI {result['evpi']:.3g} {result['units']}: the most that any information "
                   "about the format could still gain.", highlight=False)
+    say(f"Cost model: {cost_model_text(result['situation'])} (--k, --b, --throughput); "
+        "another cost model can change the choice.")
     if result["evpi_allocation"] is not None:
         say(f"EVPI of format and allocation together: {result['evpi_allocation']:.3g} "
             f"{result['units']}.")
     if ranking and result["next_runs"] is not None:
-        console.print(next_runs_table(result))
+        console.print(_fitting([lambda c=c: next_runs_table(result, compact=c)
+                                for c in (0, 1)]))
         if all(r["evsi"] == 0 for r in result["next_runs"]):
             say("No candidate run can change the decision (EVSI 0 for all).")
     for note in result["notes"]:

@@ -4,6 +4,8 @@
 result into built-in types only; :func:`decision_for_report` does both from a fit.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -21,8 +23,9 @@ from bayesfp.errors import BayesfpInputError
 
 # A candidate other than the Bayes choice is "plausible" while P(best) is at least this.
 PLAUSIBLE = 0.05
-# Allocations this many times beyond the fitted N or D are flagged as extrapolations.
-EXTRAPOLATION = 10.0
+# Allocations more than this many times the largest fitted N or D are noted as extrapolations
+# (every candidate also carries its factors, ``extrapolation``).
+EXTRAPOLATION = 1.0
 
 
 def verdicts(p_best: np.ndarray, choice: int) -> list[str]:
@@ -101,12 +104,18 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
     notes = []
     if draws is not None and draws.runs is not None and len(draws.runs):
         n_max, d_max = float(draws.runs["N"].max()), float(draws.runs["D"].max())
+        c_max = float((6.0 * draws.runs["N"].astype(float) * draws.runs["D"].astype(float)).max())
+        beyond = []
         for c in cands:
-            for key, top in (("N", n_max), ("D", d_max)):
-                if c[key] > EXTRAPOLATION * top:
-                    notes.append(f"{c['format']}: {key} = {c[key]:.3g} is "
-                                 f"{c[key] / top:.0f}x the largest fitted {key}; the law is "
-                                 "extrapolated there")
+            c["extrapolation"] = {"N": c["N"] / n_max, "D": c["D"] / d_max,
+                                  "C": 6.0 * c["N"] * c["D"] / c_max}
+            far = [f"{key} = {c[key]:.3g} ({c[key] / top:.3g}x)"
+                   for key, top in (("N", n_max), ("D", d_max)) if c[key] > EXTRAPOLATION * top]
+            if far:
+                beyond.append(f"{c['format']} {', '.join(far)}")
+        if beyond:
+            notes.append(f"extrapolated beyond the fitted runs (largest N {n_max:.3g}, D "
+                         f"{d_max:.3g}; the factor is to the largest): " + "; ".join(beyond))
     if ranking is not None and p.budget is not None:
         dear = ranking.loc[ranking["cost"] > p.budget, "run"].tolist()
         if dear:
@@ -175,14 +184,52 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
     about = None
     if isinstance(fit, PosteriorDraws):
         draws = fit
+        check_decidable(draws.law.name, None, group)
     else:
         tree = fit if hasattr(fit, "children") else load_fit(fit)
+        info = fit_info(tree)
+        check_decidable(info["law"], info, group)
         draws = draws_from_fit(tree, group=group)
-        gate = fit_info(tree).get("gate", {})
         about = {"path": None if hasattr(fit, "children") else str(fit),
-                 "law": draws.law.name, "gate_passed": bool(gate.get("passed", False))}
+                 "hash": info.get("hash"), "law": draws.law.name,
+                 "pool_by": info.get("pool_by"), "group": group,
+                 "gate_passed": bool(info.get("gate", {}).get("passed", False))}
     decision, ranking = solve(draws, problem, next_runs, hdi_prob, seed)
     result = decision_to_dict(decision, ranking, draws)
+    result["inputs"] = {
+        "formats": [f.name for f in problem.formats], "block": str(block), "budget": _f(budget),
+        "N": _f(N), "D": _f(D), "k": float(k), "b": float(b),
+        "throughput": None if throughput is None or not isinstance(throughput, (str, Path))
+        else str(throughput), "price": float(problem.price), "group": group,
+        "next_runs": next_runs if next_runs in (None, "auto", "none") else str(next_runs),
+        "hdi_prob": float(hdi_prob), "seed": int(seed)}
     if about is not None:
         result["fit"] = about
     return result
+
+
+def check_decidable(law: str, info: dict | None, group: str | None) -> None:
+    """Refuse a decision a fit cannot make: a law without a precision term, or a fit pooled
+    over groups without the group to decide for.
+
+    Raises
+    ------
+    BayesfpInputError
+    """
+    from bayesfp.laws import get_law
+
+    if set(get_law(law).inputs) <= {"N", "D"}:
+        raise BayesfpInputError(
+            f"law: the {law} law has no precision term: it predicts the same loss for every "
+            "format, so its decision would follow the cost model alone; fit sun or kumar")
+    groups = [str(g) for g in (info or {}).get("groups") or []]
+    if groups and group is None:
+        raise BayesfpInputError(
+            f"group: the fit pools the precision sensitivity over {info.get('pool_by')} "
+            f"({len(groups)} groups), and their mean is no group's value; give --group, one "
+            f"of: {', '.join(groups)}")
+    if groups and group not in groups:
+        raise BayesfpInputError(f"group: {group!r} is not a group of the fit (groups: "
+                                f"{', '.join(groups)})")
+    if not groups and group is not None:
+        raise BayesfpInputError("group: the fit is not pooled over groups; leave --group out")

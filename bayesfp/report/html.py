@@ -6,10 +6,13 @@ column with a table of contents) and opens offline.
 """
 
 import base64
+import contextlib
 import datetime
 import html
 import io
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp.bayes.io import fit_info, fit_table, load_fit
+from bayesfp.errors import BayesfpInputError
 from bayesfp.report import sections as S
 
 # Resolution of the PNG figures: a 10-inch figure fills the 1000 px column at 100 dpi.
@@ -209,16 +213,45 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
     elif holdout:
         hold = run_holdout(tree)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BayesfpInputError(f"out: {out_dir} is a file; give a folder for the report")
     ctx = S.Context(tree=tree, name=name, runs=table, new_runs=new, extra_fits=extra,
                     decision=decision, holdout=hold)
-    sink = FigureSink(out_dir / "figures", svg=svg)
-    page = render(ctx, sink, source)
-    path = out_dir / "index.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    with _staging(out_dir) as stage:
+        sink = FigureSink(stage / "figures", svg=svg)
+        (stage / "index.html").write_text(render(ctx, sink, source), encoding="utf-8")
+        _publish(stage, out_dir)
+    return out_dir / "index.html"
+
+
+@contextlib.contextmanager
+def _staging(out_dir: Path):
+    """A temporary folder beside ``out_dir``, removed on exit; on an error (or SIGINT) the
+    folders made for ``out_dir`` are removed too, so nothing partial is left."""
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield stage
+    except BaseException:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _publish(stage: Path, out_dir: Path) -> None:
+    """Move a finished report from ``stage`` into ``out_dir``: the figures folder replaced as a
+    whole, then ``index.html`` (each by a rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = out_dir / "figures"
+    if (stage / "figures").exists():
+        if figs.exists():
+            os.replace(figs, stage / "figures.old")
+        os.replace(stage / "figures", figs)
+    os.replace(stage / "index.html", out_dir / "index.html")
 
 
 def run_holdout(tree: xr.DataTree, seed: int = 0) -> dict:
