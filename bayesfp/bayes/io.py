@@ -8,14 +8,22 @@ A fit is the ``xarray.DataTree`` returned by :meth:`bayesfp.bayes.models.LawMode
 - ``log_likelihood``: ``log_loss`` per draw and fitted run, float32 (needed for PSIS-LOO);
 - ``observed_data``: the fitted log-losses;
 - ``fit_data``: the whole run table (excluded runs too), dim ``row``, with ``in_fit``;
+- ``posterior_predictive``: ``log_loss`` per draw and fitted run (float32), a new run's
+  measured log-loss under each draw (law plus noise), so that ``arviz.plot_ppc`` works;
 - ``attrs["bayesfp"]``: JSON with the law, pooling, priors, sampler config, fixed coefficients,
-  data centres, excluded runs and the diagnostics gate; :func:`save_fit` adds
-  ``format_version``, ``bayesfp_version`` and ``hash``, a sha256 of the run table, the model
-  configuration and the priors.
+  data centres, excluded runs, the diagnostics gate and ``provenance`` (the run file's path and
+  sha256, the ``--where`` conditions and the options of the command that made the fit);
+  :func:`save_fit` adds ``format_version``, ``bayesfp_version`` and ``hash``, a sha256 of the
+  run table, the model configuration and the priors;
+- plain attributes for tools that do not parse JSON: ``law``, ``pool_by``, ``n_runs``,
+  ``gate_passed``, ``format_version``, ``bayesfp_version``, ``hash``, ``runs_file``,
+  ``runs_sha256`` and ``where`` (text; ``""`` when not known).
 
 :func:`load_fit` recomputes the hash from the file's own ``fit_data`` and configuration and
 checks the format version; a mismatch raises ``ValueError`` (the file was altered or written by
-an incompatible version), never a silent refit.
+an incompatible version), never a silent refit. Version 1 files (no posterior predictive, no
+plain attributes, no provenance) are still read; their ``posterior_predictive`` group is
+computed on loading.
 """
 
 import hashlib
@@ -30,8 +38,13 @@ import xarray as xr
 import bayesfp
 from bayesfp.errors import BayesfpInputError
 
-# Version of the file layout; a fit of another version is refused, never reinterpreted.
-FORMAT_VERSION = 1
+# Version of the file layout written; files of the versions in READABLE are read, any other
+# is refused, never reinterpreted.
+FORMAT_VERSION = 2
+READABLE = (1, 2)
+# Plain attributes written beside the JSON record (see the module docstring).
+PLAIN_ATTRS = ("law", "pool_by", "n_runs", "format_version", "bayesfp_version", "hash")
+PROVENANCE_ATTRS = ("runs_file", "runs_sha256", "where")
 
 # Keys of the configuration that define the model (and so enter the hash).
 _HASHED = ("law", "model_version", "pool_by", "pooling", "centred", "pooled", "groups", "robust",
@@ -89,6 +102,77 @@ def set_info(tree: xr.DataTree, info: dict) -> xr.DataTree:
     return tree
 
 
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_provenance(tree: xr.DataTree, runs_file=None, where=None,
+                      options: dict | None = None) -> xr.DataTree:
+    """Record where a fit's runs came from and how it was made, in its attrs (in place).
+
+    Parameters
+    ----------
+    runs_file : path, optional
+        The run table read (its path and sha256 are recorded).
+    where : sequence of str, optional
+        The ``COLUMN=VALUE[,VALUE...]`` conditions that chose the runs.
+    options : dict, optional
+        The options of the command or call that made the fit (JSON-serialisable).
+
+    Returns
+    -------
+    xarray.DataTree
+        ``tree``, with ``provenance`` in its ``bayesfp`` record.
+    """
+    info = fit_info(tree)
+    prov = {"runs_file": None, "runs_sha256": None, "where": list(where or []),
+            "options": dict(options or {})}
+    if runs_file is not None:
+        prov["runs_file"] = str(Path(runs_file).resolve())
+        prov["runs_sha256"] = file_sha256(runs_file)
+    info["provenance"] = prov
+    return set_info(tree, info)
+
+
+def add_posterior_predictive(tree: xr.DataTree, seed: int = 0) -> xr.DataTree:
+    """Add the ``posterior_predictive`` group (``log_loss``, dims chain, draw, run) if missing.
+
+    Each draw's prediction of the measured log-loss (nats/token, natural log) of every fitted
+    run, noise included (:func:`bayesfp.bayes.derived.predict_loss`), named and shaped like
+    ``observed_data.log_loss`` so that ``arviz.plot_ppc(tree)`` compares them.
+    """
+    from bayesfp.bayes.derived import predict_loss
+
+    if "posterior_predictive" in tree.children or "observed_data" not in tree.children:
+        return tree
+    runs = fit_table(tree, fitted_only=True)
+    pred = predict_loss(tree, runs, noise=True, seed=seed)
+    obs = tree["observed_data"]["log_loss"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.log(np.asarray(pred.transpose("chain", "draw", "run").values))
+    da = xr.DataArray(values.astype("float32"), dims=("chain", "draw", "run"),
+                      coords={"chain": tree["posterior"]["chain"].values,
+                              "draw": tree["posterior"]["draw"].values,
+                              "run": obs["run"].values})
+    tree["posterior_predictive"] = xr.DataTree(xr.Dataset({"log_loss": da}))
+    return tree
+
+
+def _plain_attrs(tree: xr.DataTree, info: dict) -> None:
+    for key in PLAIN_ATTRS:
+        v = info.get(key)
+        tree.attrs[key] = "" if v is None else v
+    prov = info.get("provenance") or {}
+    for key in PROVENANCE_ATTRS:
+        v = prov.get(key)
+        tree.attrs[key] = " ".join(v) if isinstance(v, list) else ("" if v is None else v)
+
+
 def fit_info(tree: xr.DataTree) -> dict:
     """The configuration, gate result and hash of a fit (parsed from its attrs)."""
     try:
@@ -120,13 +204,14 @@ def save_fit(tree: xr.DataTree, path: str | os.PathLike) -> Path:
         raise BayesfpInputError("fit: has no fit_data group (not a fit from LawModel.fit)")
     info = info | {"format_version": FORMAT_VERSION, "bayesfp_version": bayesfp.__version__}
     info["hash"] = _hash(tree["fit_data"].to_dataset(), info)
-    tree = set_info(tree.copy(), info)
     path = Path(path)
     if path.suffix != ".nc":
         raise BayesfpInputError(f"out: fit files end in .nc, got {path.name!r}")
+    tree = add_posterior_predictive(set_info(tree.copy(), info))
+    _plain_attrs(tree, info)
     path.parent.mkdir(parents=True, exist_ok=True)
     enc = {}
-    for name in ("log_likelihood", "posterior"):
+    for name in ("log_likelihood", "posterior", "posterior_predictive"):
         if name in tree.children:
             enc[f"/{name}"] = {v: {"zlib": True, "complevel": 4, "shuffle": True}
                                for v in tree[name].to_dataset().data_vars}
@@ -153,18 +238,23 @@ def load_fit(path: str | os.PathLike) -> xr.DataTree:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.suffix.lower() == ".json":
+        raise BayesfpInputError(f"fit: {path} is a JSON file (a point fit?); this needs a "
+                                "Bayesian fit (.nc) from bayesfp fit --method bayes")
     try:
         tree = xr.open_datatree(path, engine="h5netcdf").load()
     except (OSError, ValueError) as exc:
         raise BayesfpInputError(f"fit: cannot read {path}: {exc}") from None
     info = fit_info(tree)
-    if info.get("format_version") != FORMAT_VERSION:
+    if info.get("format_version") not in READABLE:
         raise BayesfpInputError(
             f"fit: {path} has format version {info.get('format_version')}, this "
-            f"bayesfp reads version {FORMAT_VERSION}; refit it")
+            f"bayesfp reads versions {', '.join(map(str, READABLE))}; refit it")
     if "fit_data" not in tree.children:
         raise BayesfpInputError(f"fit: {path} has no fit_data group")
     if _hash(tree["fit_data"].to_dataset(), info) != info.get("hash"):
         raise BayesfpInputError(f"fit: {path} does not match its hash (run table or model "
                                 "configuration changed); refit it")
+    if info["format_version"] < 2:
+        tree = add_posterior_predictive(tree)
     return tree
