@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayesfp import defaults
@@ -151,6 +152,29 @@ def resolve_pool_by(table: pd.DataFrame, pool_by: str | None):
     return pool_by, str(quant[pool_by].astype(str).mode().iloc[0])
 
 
+def require_quantized(table: pd.DataFrame, law: str, tensor_log2b: float | None = None) -> None:
+    """Refuse to fit a law with a precision term to runs of which none is quantized: its
+    precision coefficients (and so D_crit, the best split, any decision between formats) would
+    be the prior alone.
+
+    Raises
+    ------
+    BayesfpInputError
+    """
+    from bayesfp.laws import get_law
+    from bayesfp.runs.select import fit_selection
+
+    law = get_law(law)
+    if set(law.inputs) <= {"N", "D"}:
+        return
+    ok = table[fit_selection(table, tensor_log2b).in_fit]
+    if not (ok["operands"].astype(str) != "none").any():
+        raise BayesfpInputError(
+            f"runs: none of the {len(ok)} runs in the fit is quantized, so the {law.name} law's "
+            "precision coefficients would be their prior alone; add quantized runs or fit "
+            "chinchilla")
+
+
 def default_budget(table: pd.DataFrame) -> float:
     """Ten times the largest ``6 N D`` (FLOPs) of the usable runs of a validated table."""
     from bayesfp.runs.select import fit_selection
@@ -212,27 +236,43 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
         A fit that fails its diagnostics gate is still saved, decided on and reported
         (``result.gate_passed`` is False; the report says so).
     """
+    from bayesfp.bayes.io import record_provenance, save_fit
     from bayesfp.decide import decision_for_report
+    from bayesfp.decide.problem import make_problem
+    from bayesfp.decide.summary import check_decidable
     from bayesfp.jsonfile import write_json
+    from bayesfp.laws import get_law
     from bayesfp.report.html import write_report
 
     step = on_step or (lambda k, title: None)
     t0 = time.perf_counter()
+    law = get_law(law).name
+    check_decidable(law, None, None)
+    if tensor_log2b is not None and not np.isfinite(tensor_log2b):
+        raise BayesfpInputError(f"tensor_log2b: must be a finite number, got {tensor_log2b}")
     all_runs, path = load_runs(runs_file)
     table = keep_where(all_runs, where)
     if budget is None:
         budget = default_budget(table)
+    make_problem(formats, budget=budget)  # every decision setting is checked before the fit
+    require_quantized(table, law, tensor_log2b)
     pool_by, group = resolve_pool_by(table, pool_by)
     if out_dir is None:
         name = path.stem.removesuffix("_runs") or "runs"
         fit_path, report_dir = Path("models") / f"{name}_{law}.nc", Path("reports") / name
     else:
         fit_path, report_dir = Path(out_dir) / "fit.nc", Path(out_dir) / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
+    for p in (fit_path.parent, report_dir):
+        if p.exists() and not p.is_dir():
+            raise BayesfpInputError(f"out_dir: {p} is a file, not a folder")
     step(1, f"fit: {law} law on {path}")
-    fit = fit_bayes(table, law, out=fit_path, pool_by=pool_by, draws=draws, tune=tune,
-                    chains=chains, seed=seed, inputs_kw=inputs_kw(tensor_log2b),
-                    progress=progress)
+    fit = fit_bayes(table, law, pool_by=pool_by, draws=draws, tune=tune, chains=chains,
+                    seed=seed, inputs_kw=inputs_kw(tensor_log2b), progress=progress)
+    record_provenance(fit, path, where, {
+        "command": "pipeline", "law": law, "pool_by": pool_by, "group": group,
+        "budget": budget, "formats": formats, "draws": draws, "tune": tune, "chains": chains,
+        "holdout": holdout, "seed": seed, "tensor_log2b": tensor_log2b})
+    save_fit(fit, fit_path)
     for_group = f" for {pool_by} = {group}" if group else ""
     step(2, f"decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
     decision = decision_for_report(fit_path, budget=budget, formats=formats, seed=seed,
