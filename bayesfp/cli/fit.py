@@ -13,7 +13,7 @@ from bayesfp.errors import BayesfpInputError
 METHODS = ("point", "bayes")
 # Options only one method uses (parameter names): giving one to the other method is an error.
 BAYES_ONLY = ("pool_by", "prior", "draws", "tune", "chains", "pooling", "robust", "sigma_by",
-              "sampler")
+              "sampler", "structure", "pool", "format_effect")
 POINT_ONLY = ("n_boot",)
 
 
@@ -55,7 +55,7 @@ def fit_command(
     exits with status 3 when the fit fails its diagnostics gate (the fit is still written).
     """
     from bayesfp.laws import get_law
-    from bayesfp.pipeline import inputs_kw, keep_where, load_runs
+    from bayesfp.pipeline import inputs_kw, keep_where, load_runs, require_quantized
 
     law = get_law(law).name
     method = method.lower()
@@ -70,17 +70,19 @@ def fit_command(
     all_runs, path = load_runs(runs_file)
     table = keep_where(all_runs, where)
     output.print_where(where, len(table), len(all_runs))
+    require_quantized(table, law, tensor_log2b)
     kw = inputs_kw(tensor_log2b)
     if method == "point":
-        _point(table, path, law, n_boot, level, seed, out, kw)
+        _point(table, path, law, n_boot, level, seed, out, kw, where)
     else:
-        raise typer.Exit(_bayes(table, path, law, out, level, kw, pool_by=pool_by, prior=prior,
+        raise typer.Exit(_bayes(table, path, law, out, level, kw, where, pool_by=pool_by,
+                                prior=prior,
                                 pooling=pooling, robust=robust, sigma_by=sigma_by,
                                 draws=draws, tune=tune, chains=chains, seed=seed,
                                 sampler=sampler))
 
 
-def _point(table, path, law, n_boot, level, seed, out, inputs_kw):
+def _point(table, path, law, n_boot, level, seed, out, inputs_kw, where):
     from rich.progress import Progress
 
     from bayesfp.fit import fit_point
@@ -96,18 +98,27 @@ def _point(table, path, law, n_boot, level, seed, out, inputs_kw):
     derived = point_derived(fit, table)
     output.print_point_fit(fit, level, n_boot, derived)
     if out is not None:
-        payload = point_fit_dict(fit, level, derived, runs_file=str(path), n_boot=n_boot,
-                                 seed=seed)
+        from bayesfp.bayes.io import file_sha256
+
+        payload = point_fit_dict(fit, level, derived, runs_file=str(Path(path).resolve()),
+                                 runs_sha256=file_sha256(path), where=list(where or []),
+                                 n_boot=n_boot, seed=seed, inputs_kw=dict(inputs_kw))
         output.say(f"wrote {write_json(payload, out, default=float)}")
 
 
-def _bayes(table, path, law, out, level, inputs_kw, **settings) -> int:
+def _bayes(table, path, law, out, level, inputs_kw, where, **settings) -> int:
+    from bayesfp.bayes.io import record_provenance, save_fit
     from bayesfp.pipeline import fit_bayes
 
     if out is None:
         suffix = f"_{settings['pool_by']}" if settings["pool_by"] else ""
         out = Path(f"{Path(path).stem}_{law}{suffix}.nc")
-    fit = fit_bayes(table, law, out=out, inputs_kw=inputs_kw, progress=True, **settings)
+    output.say(f"{len(table)} runs from {path}; sampling the {law} law: {settings['chains']} "
+               f"chains x ({settings['tune']} tuning + {settings['draws']} draws)")
+    fit = fit_bayes(table, law, inputs_kw=inputs_kw, progress=True, **settings)
+    record_provenance(fit, path, where, {"command": "fit", "method": "bayes", "law": law,
+                                         "inputs_kw": dict(inputs_kw), **settings})
+    save_fit(fit, out)
     output.print_bayes_fit(fit, level)
     output.say(f"fit written to {out}")
     return 0 if fit.attrs["gate_passed"] else output.EXIT_GATE_FAILED
