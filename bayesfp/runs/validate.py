@@ -143,13 +143,14 @@ def _check_int(df, column, labels, problems, minimum=None):
     with np.errstate(invalid="ignore"):
         frac = number & ~infinite & (values != np.round(values))
         low = number & ~infinite & ~frac & (values < (minimum if minimum is not None else -np.inf))
+        huge = number & ~infinite & (np.abs(values) > 2.0 ** 62)  # beyond int64
     word = "> 0" if minimum == 1 else f">= {minimum}"
     for mask, what in ((missing, "missing values"), (bad, "not a number"),
                        (infinite, "not finite"), (frac, "not an integer"),
-                       (low, f"must be {word}")):
+                       (low, f"must be {word}"), (huge, "too large")):
         if mask.any():
             problems.add(column, what, labels[mask])
-    if (missing | bad | infinite | frac | low).any():
+    if (missing | bad | infinite | frac | low | huge).any():
         return None
     return values.astype(np.int64)
 
@@ -390,6 +391,27 @@ def _check_ok_losses(df, clean, labels, problems):
         problems.add(dims.LOSS, "must be > 0 (nats/token) on ok runs", labels[nonpos])
 
 
+# Sane ranges of the numeric columns (inclusive): values outside are typing or unit mistakes
+# (a loss in bits or percent, N in FLOPs), not runs. E8M23 is float32; a language model's loss
+# above 50 nats/token is worse than guessing among 2^70 tokens.
+BOUNDS = {dims.N: (1.0, 1e15, "non-embedding parameters"), dims.D: (1.0, 1e17, "tokens"),
+          dims.E: (0, 8, "exponent bits"), dims.M: (0, 23, "mantissa bits"),
+          dims.LOSS: (0.0, 50.0, "nats/token")}
+
+
+def _check_bounds(clean, labels, problems):
+    """Values outside :data:`BOUNDS` (missing losses of runs that did not finish are fine)."""
+    for column, (lo, hi, unit) in BOUNDS.items():
+        values = clean.get(column)
+        if values is None:
+            continue
+        v = np.asarray(values, dtype=float)
+        with np.errstate(invalid="ignore"):
+            out = np.isfinite(v) & ((v < lo) | (v > hi))
+        if out.any():
+            problems.add(column, f"outside {lo:g} to {hi:g} {unit}", labels[out])
+
+
 def _derive(clean, labels, problems):
     """Split B and operands into their derived columns, check they agree, and add P."""
     b, ops = clean.get(dims.B), clean.get(schema.OPERANDS)
@@ -478,6 +500,7 @@ def validate_runs(df, *, source=None):
         else:
             problems.add(column, "missing required column")
     _check_ok_losses(df, clean, labels, problems)
+    _check_bounds(clean, labels, problems)
     _derive(clean, labels, problems)
     optional = {}
     for column in df.columns:
