@@ -234,6 +234,7 @@ def _staging(out_dir: Path):
     try:
         yield stage
     except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         for p in made:
             with contextlib.suppress(OSError):
                 p.rmdir()
