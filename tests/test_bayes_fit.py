@@ -133,11 +133,24 @@ def test_save_load_round_trip_and_hash(fit, tmp_path):
     path = save_fit(fit, tmp_path / "fit.nc")
     back = load_fit(path)
     xr.testing.assert_allclose(back["posterior"].to_dataset(), fit["posterior"].to_dataset())
-    stamped = {"format_version": 1, "bayesfp_version": bayesfp.__version__}
+    stamped = {"format_version": 2, "bayesfp_version": bayesfp.__version__}
     assert fit_info(back) == fit_info(fit) | stamped | {"hash": fit_info(back)["hash"]}
     assert len(fit_info(back)["hash"]) == 64
-    assert {"posterior", "sample_stats", "log_likelihood", "observed_data", "fit_data"} <= set(
-        back.children)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data", "fit_data",
+            "posterior_predictive"} <= set(back.children)
+    # plain attributes beside the JSON record
+    assert back.attrs["law"] == fit_info(fit)["law"] and back.attrs["format_version"] == 2
+    assert back.attrs["hash"] == fit_info(back)["hash"] and back.attrs["runs_file"] == ""
+    # a version 1 file (no predictive group) is still read, its predictive group made
+    v1 = back.copy()
+    del v1["posterior_predictive"]
+    info = fit_info(v1) | {"format_version": 1}
+    v1.attrs = {"bayesfp": json.dumps(info), "gate_passed": v1.attrs["gate_passed"]}
+    v1.to_netcdf(tmp_path / "v1.nc", engine="h5netcdf")
+    old1 = load_fit(tmp_path / "v1.nc")
+    pp = old1["posterior_predictive"]["log_loss"]
+    assert pp.dims == ("chain", "draw", "run")
+    assert pp.sizes["run"] == old1["observed_data"]["log_loss"].sizes["run"]
     # altering the stored runs breaks the hash
     bad = back.copy()
     ds = bad["fit_data"].to_dataset()
@@ -172,7 +185,7 @@ def test_fit_command_writes_and_reports(runs, tmp_path, capsys):
         main([*bayes, "-o", str(tmp_path / "bad.nc"), "--draws", "15", "--tune", "10",
               "--chains", "2"])
     captured = capsys.readouterr()
-    assert exc.value.code == 1
+    assert exc.value.code == 3
     assert "FAILED" in captured.err
     assert not fit_info(load_fit(tmp_path / "bad.nc"))["gate"]["passed"]
 

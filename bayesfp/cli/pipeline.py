@@ -59,6 +59,8 @@ def pipeline_command(
     output.console.rule(f"done in {res.seconds:.0f} s")
     output.say(f"fit       {res.fit_path}\ndecision  {res.decision_path}\n"
                f"report    {res.report_path}")
+    if res.decision.get("command"):
+        output.say(f"the decision again: {res.decision['command']}")
     if not res.gate_passed:
         output.warn("warning: the fit failed its diagnostics gate; see the report")
         raise typer.Exit(output.EXIT_GATE_FAILED)

@@ -205,7 +205,39 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
         "hdi_prob": float(hdi_prob), "seed": int(seed)}
     if about is not None:
         result["fit"] = about
+        if about["path"] is not None:
+            result["command"] = replay_command(about["path"], result["inputs"])
     return result
+
+
+def replay_command(path, inputs: dict) -> str:
+    """The ``bayesfp decide`` command line that reproduces a decision from its fit file."""
+    parts = ["bayesfp", "decide", str(path)]
+    for key, flag in (("budget", "--budget"), ("N", "--N"), ("D", "--D")):
+        if inputs.get(key) is not None:
+            v = inputs[key]
+            parts += [flag, str(int(v)) if float(v).is_integer() else repr(float(v))]
+    parts += ["--formats", ",".join(inputs["formats"])]
+    if inputs.get("block") != str(DEFAULT_BLOCK):
+        parts += ["--block", str(inputs["block"])]
+    if inputs.get("throughput"):
+        parts += ["--throughput", inputs["throughput"]]
+    else:
+        if inputs.get("k") != SUN_K:
+            parts += ["--k", repr(inputs["k"])]
+        if inputs.get("b"):
+            parts += ["--b", repr(inputs["b"])]
+    if inputs.get("price"):
+        parts += ["--price", repr(inputs["price"])]
+    if inputs.get("group") is not None:
+        parts += ["--group", str(inputs["group"])]
+    if inputs.get("next_runs") not in (None, "auto"):
+        parts += ["--next-runs", str(inputs["next_runs"])]
+    if inputs.get("hdi_prob") != 0.9:
+        parts += ["--hdi-prob", repr(inputs["hdi_prob"])]
+    if inputs.get("seed"):
+        parts += ["--seed", str(inputs["seed"])]
+    return " ".join(parts)
 
 
 def check_decidable(law: str, info: dict | None, group: str | None) -> None:
