@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesfp.bayes.io import fit_info
+from bayesfp.bayes.info import fit_info
 from bayesfp.bayes.likelihood import standard_noise
 from bayesfp.bayes.priors import NO_POOLING_SD
 from bayesfp.errors import BayesfpInputError

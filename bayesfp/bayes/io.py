@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 import bayesfp
+from bayesfp.bayes.info import fit_info, set_info  # fit_info: re-exported
 from bayesfp.errors import BayesfpInputError
 
 # Version of the file layout written; files of the versions in READABLE are read, any other
@@ -93,13 +94,6 @@ def _hash(ds: xr.Dataset, info: dict) -> str:
         else:
             h.update("\x1f".join(str(a) for a in v).encode())
     return h.hexdigest()
-
-
-def set_info(tree: xr.DataTree, info: dict) -> xr.DataTree:
-    """Store a fit's configuration and gate result (``info``) as JSON in ``tree.attrs``."""
-    tree.attrs["bayesfp"] = json.dumps(info, sort_keys=True)
-    tree.attrs["gate_passed"] = int(bool(info["gate"]["passed"]))
-    return tree
 
 
 def file_sha256(path) -> str:
@@ -171,14 +165,6 @@ def _plain_attrs(tree: xr.DataTree, info: dict) -> None:
     for key in PROVENANCE_ATTRS:
         v = prov.get(key)
         tree.attrs[key] = " ".join(v) if isinstance(v, list) else ("" if v is None else v)
-
-
-def fit_info(tree: xr.DataTree) -> dict:
-    """The configuration, gate result and hash of a fit (parsed from its attrs)."""
-    try:
-        return json.loads(tree.attrs["bayesfp"])
-    except KeyError:
-        raise BayesfpInputError("fit: not a bayesfp fit (attrs['bayesfp'] is missing)") from None
 
 
 def fit_table(tree: xr.DataTree, fitted_only: bool = False) -> pd.DataFrame:
