@@ -7,6 +7,7 @@ import typer
 
 from bayesfp.cli import options as opt
 from bayesfp.cli import output
+from bayesfp.errors import BayesfpInputError
 
 
 def report_command(
@@ -25,6 +26,12 @@ def report_command(
         "--holdout", help="Run the held-out extrapolation check (one more fit).")] = False,
     svg: Annotated[bool, typer.Option("--svg/--no-svg",
                                       help="Also write the figures as SVG.")] = True,
+    n_factor: Annotated[float, typer.Option(
+        "--n-factor", help="D_crit tables and figures reach this many times the largest "
+                           "fitted N.")] = 10.0,
+    c_factor: Annotated[float, typer.Option(
+        "--c-factor", help="Compute-optimal precision reaches this many times the largest "
+                           "run's compute.")] = 100.0,
 ):
     """Write a self-contained HTML report of a Bayesian fit (docs/reports.md).
 
@@ -38,10 +45,16 @@ def report_command(
     from bayesfp.jsonfile import read_json
     from bayesfp.report.html import write_report
 
-    tree = load_fit(fit_file)
+    for key, v in (("--n-factor", n_factor), ("--c-factor", c_factor)):
+        if not (1.0 <= v <= 1e12):
+            raise BayesfpInputError(f"{key}: must be a number from 1 to 1e12, got {v}")
+    if out.exists() and not out.is_dir():
+        raise BayesfpInputError(f"--out: {out} is a file; give a folder for the report")
     dec = read_json(decision, "decision") if decision is not None else None
+    tree = load_fit(fit_file)
     path = write_report(tree, out, runs=runs, extra_fits=list(compare or ()) or None,
-                        decision=dec, holdout=holdout, svg=svg, source=str(fit_file))
+                        decision=dec, holdout=holdout, svg=svg, source=str(fit_file),
+                        n_factor=n_factor, c_factor=c_factor)
     output.say(f"report written to {path}")
     if not tree.attrs["gate_passed"]:
         output.warn("warning: this fit FAILED the diagnostics gate; the report says so")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayesfp.decide.analysis import Decision, decide
+from bayesfp.decide.analysis import Decision, decide, hdi
 from bayesfp.decide.draws import PosteriorDraws, draws_from_fit
 from bayesfp.decide.evsi import default_candidates, rank_experiments, read_candidates
 from bayesfp.decide.problem import (
@@ -76,8 +76,11 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
     dict
         ``situation`` (mode, budget, N, D, cost unit, price, cost model), ``choice``,
         ``candidates`` (per format: E, M, B, P, N, D, cost, ``expected_loss``, ``interval``,
-        ``p_best``, ``regret``, ``verdict``; at a budget also ``N_interval``, ``D_interval`` of
-        the per-draw optimum), ``evpi``, ``evpi_allocation``, ``units``, ``hdi_prob``,
+        ``p_best``, ``regret``, ``verdict``, ``extrapolation`` (N, D and 6 N D over the largest
+        fitted); at a budget also ``N_interval``, ``D_interval`` of the per-draw optimum),
+        ``evpi``, ``runner_up`` (the candidate with the next lowest expected loss: ``format``,
+        ``loss_diff`` its expected loss minus the choice's in nats/token, ``interval`` the HDI of
+        that difference over draws, ``p_choice_lower``), ``evpi_allocation``, ``units``, ``hdi_prob``,
         ``next_runs`` (list of dicts, best first, or None) and ``notes``.
     """
     p = decision.problem
@@ -125,6 +128,15 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
         bad = ranking.loc[~ranking["reliable"], "run"].tolist()
         notes.append("EVSI overestimated (few draws keep weight after reweighting) for: "
                      + ", ".join(bad))
+    runner_up = None
+    if len(p.formats) > 1:
+        i_best = int(s["choice"])
+        rest = [i for i in np.argsort(s["expected_loss"]) if i != i_best]
+        j = int(rest[0])
+        diff = np.asarray(a.loss)[:, j] - np.asarray(a.loss)[:, i_best]
+        runner_up = {"format": p.formats[j].name, "loss_diff": float(np.mean(diff)),
+                     "interval": [float(v) for v in hdi(diff, decision.hdi_prob)],
+                     "p_choice_lower": float(np.mean(diff > 0))}
     units = "nats/token" if p.price == 0 else f"nats/token + price x {cost.unit}"
     return {
         "situation": {"mode": p.mode, "budget": _f(p.budget), "N": _f(p.N), "D": _f(p.D),
@@ -132,6 +144,7 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
         "choice": decision.choice.name,
         "candidates": cands,
         "evpi": float(s["evpi"]),
+        "runner_up": runner_up,
         "evpi_allocation": _f(decision.evpi_allocation),
         "units": units,
         "hdi_prob": decision.hdi_prob,

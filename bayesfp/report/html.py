@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -50,6 +51,10 @@ nav.toc a { color: #1f5fa0; text-decoration: none; }
 .verdict.pass strong { color: #1e6b34; }
 .verdict.fail { background: #fdecea; border-color: #c62828; color: #8e1b1b; }
 .verdict.fail strong { color: #c62828; font-size: 17px; }
+.verdict.warn { background: #fff7e0; border-color: #c98a00; }
+.verdict .head { font-size: 17px; }
+.verdict .answer p { margin: 6px 0; }
+.verdict h3 { margin: 10px 0 4px; font-size: 15px; }
 .verdict ul { margin: 6px 0; }
 .warnings li { color: #8a5300; }
 .notice { font-weight: 600; color: #8a5300; }
@@ -148,7 +153,9 @@ def render(ctx: S.Context, sink, source: str) -> str:
     toc = "".join(f'<li><a href="#{a}">{html.escape(t)}</a></li>' for a, t in S.SECTIONS)
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = ctx.info
-    title = f"bayesfp report: {ctx.law.name} fit"
+    choice = getattr(ctx.decision, "choice", "") if ctx.decision is not None else ""
+    title = (f"Train in {choice.upper()}: {ctx.law.name} fit of {info['n_runs']} runs"
+             if choice else f"bayesfp report: {ctx.law.name} fit of {info['n_runs']} runs")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -166,7 +173,8 @@ def render(ctx: S.Context, sink, source: str) -> str:
 
 def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision=None,
                  holdout: bool | dict = False, svg: bool = True,
-                 source: str | None = None) -> Path:
+                 source: str | None = None, n_factor: float = S.q.N_FACTOR,
+                 c_factor: float = S.q.C_FACTOR) -> Path:
     """Write the report of a fit: ``out_dir/index.html`` and ``out_dir/figures/*.png``.
 
     Parameters
@@ -193,12 +201,19 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
         Also write each figure as SVG.
     source : str, optional
         Where the fit came from, shown under the title (default: its path).
+    n_factor, c_factor : float
+        How far past the runs the answers go: D_crit up to ``n_factor`` x the largest fitted
+        N, compute-optimal precision up to ``c_factor`` x the largest run's compute
+        (defaults 10 and 100).
 
     Returns
     -------
     pathlib.Path
         The path of ``index.html``.
     """
+    for key, v in (("n_factor", n_factor), ("c_factor", c_factor)):
+        if not (np.isfinite(v) and 1.0 <= v <= 1e12):
+            raise BayesfpInputError(f"{key}: must be a number from 1 to 1e12, got {v}")
     tree, name, where = _load(fit_path_or_tree)
     source = source or where
     table, new = _runs(runs, tree)
@@ -216,7 +231,7 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
     if out_dir.exists() and not out_dir.is_dir():
         raise BayesfpInputError(f"out: {out_dir} is a file; give a folder for the report")
     ctx = S.Context(tree=tree, name=name, runs=table, new_runs=new, extra_fits=extra,
-                    decision=decision, holdout=hold)
+                    decision=decision, holdout=hold, n_factor=n_factor, c_factor=c_factor)
     with _staging(out_dir) as stage:
         sink = FigureSink(stage / "figures", svg=svg)
         (stage / "index.html").write_text(render(ctx, sink, source), encoding="utf-8")

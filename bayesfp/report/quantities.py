@@ -38,6 +38,13 @@ SPLIT_BITS = (4, 5, 6, 7, 8, 9, 10, 11, 12, 16)
 # Operands and block size of the hypothetical runs the curves are drawn for.
 CURVE_OPERANDS = "w+w_bwd+x_bwd"
 CURVE_BLOCK = 128
+# Bounds of the compute-optimal search over P (bits): a draw whose optimum sits on one is
+# clipped, not an answer.
+P_RANGE = (2.0, 64.0)
+# How far past the runs the report's tables and figures go by default: N up to this many times
+# the largest fitted N, compute up to this many times the largest run's compute.
+N_FACTOR = 10.0
+C_FACTOR = 100.0
 # Cost model of Sun et al.: C = k P N D.
 COST_K = 6.0 / 16.0
 SUN_LAWS = ("sun", "sun_sep")
@@ -86,6 +93,8 @@ def data_summary(table: pd.DataFrame) -> dict:
                          key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s)),
         "operands": sorted(set(fmts.loc[quant, "operands"].astype(str))),
         "max_C": float(np.max(COST_K * (1.0 + fitted["E"] + fitted["M"]).where(quant, 16.0)
+                              * fitted["N"] * fitted["D"])),
+        "min_C": float(np.min(COST_K * (1.0 + fitted["E"] + fitted["M"]).where(quant, 16.0)
                               * fitted["N"] * fitted["D"])),
     }
 
@@ -308,9 +317,10 @@ def loss_curves(tree: xr.DataTree, N: float, D: Sequence[float],
 
 
 def d_crit_table(tree: xr.DataTree, N: Sequence[float], formats: Sequence = dv.DEFAULT_FORMATS,
-                 prob: float = PROB) -> pd.DataFrame:
-    """D_crit (tokens, B = 128) per N and format: median and HDI, long format."""
-    dc = dv.d_crit(tree, N, formats, log2B=float(np.log2(CURVE_BLOCK)))
+                 prob: float = PROB, group: str | None = None) -> pd.DataFrame:
+    """D_crit (tokens, B = 128) per N and format: median and HDI, long format (``group``: a
+    pooled fit's group whose precision sensitivity to use)."""
+    dc = dv.d_crit(tree, N, formats, log2B=float(np.log2(CURVE_BLOCK)), group=group)
     # HDI of log D_crit: the posterior spans decades.
     h = np.exp(dv.hdi(np.log(dc), prob))
     med = dc.median(SAMPLE_DIMS)
@@ -324,8 +334,8 @@ def d_crit_table(tree: xr.DataTree, N: Sequence[float], formats: Sequence = dv.D
     return pd.DataFrame(rows)
 
 
-def split_table(tree: xr.DataTree, bits: Sequence[int] = SPLIT_BITS) -> tuple[xr.DataArray,
-                                                                             pd.DataFrame]:
+def split_table(tree: xr.DataTree, bits: Sequence[int] = SPLIT_BITS,
+                group: str | None = None) -> tuple[xr.DataArray, pd.DataFrame]:
     """Probability of each (E, M) split being best per P, and the table against the paper's.
 
     Returns
@@ -338,7 +348,7 @@ def split_table(tree: xr.DataTree, bits: Sequence[int] = SPLIT_BITS) -> tuple[xr
     """
     from bayesfp.laws.published import SUN_OPTIMAL_LAYOUT
 
-    probs = dv.split_probabilities(tree, P=tuple(bits))
+    probs = dv.split_probabilities(tree, P=tuple(bits), group=group)
     best = dv.best_splits(probs)
     rows = []
     for p in probs["P"].values:
@@ -354,7 +364,8 @@ def split_table(tree: xr.DataTree, bits: Sequence[int] = SPLIT_BITS) -> tuple[xr
 
 
 def compute_optimal_table(tree: xr.DataTree, budgets: Sequence[float] = BUDGETS,
-                          max_draws: int = OPTIMAL_DRAWS, prob: float = PROB) -> pd.DataFrame:
+                          max_draws: int = OPTIMAL_DRAWS, prob: float = PROB,
+                          group: str | None = None) -> pd.DataFrame:
     """Compute-optimal precision per FLOP budget: median and central interval of P, N, D.
 
     Each draw (at most ``max_draws``) is minimised with :func:`bayesfp.laws.compute_optimal`
@@ -369,13 +380,13 @@ def compute_optimal_table(tree: xr.DataTree, budgets: Sequence[float] = BUDGETS,
     step = max(1, int(np.ceil(n / max_draws)))
     coefs = {k: (np.asarray(v.isel(draw=slice(None, None, step)).values, dtype=float).ravel()
                  if isinstance(v, xr.DataArray) else v)
-             for k, v in dv.coefficients(tree).items()}
+             for k, v in dv.coefficients(tree, group).items()}
     s = next(len(v) for v in coefs.values() if isinstance(v, np.ndarray))
     C = np.asarray(budgets, dtype=float)
     rep = {k: (np.tile(v, len(C)) if isinstance(v, np.ndarray) else v) for k, v in coefs.items()}
     k_eff = np.repeat(COST_K / C, s)
     res = law_derived.compute_optimal(rep, 1.0, info["law"], k=k_eff,
-                                      log2B=float(np.log2(CURVE_BLOCK)))
+                                      log2B=float(np.log2(CURVE_BLOCK)), P_range=P_RANGE)
     q = (1.0 - prob) / 2.0
     rows = []
     for i, c in enumerate(C):
@@ -387,8 +398,17 @@ def compute_optimal_table(tree: xr.DataTree, budgets: Sequence[float] = BUDGETS,
             v = v[np.isfinite(v)]
             row[name] = float(np.median(v))
             row[f"{name}_lo"], row[f"{name}_hi"] = np.quantile(v, [q, 1.0 - q])
+        if "P" in res:
+            p = np.asarray(res["P"], dtype=float).reshape(len(C), s)[i]
+            row["P_clipped"] = float(np.mean((p <= P_RANGE[0] + 1e-3) | (p >= P_RANGE[1] - 1e-3)))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def budgets_for(min_C: float, max_C: float, factor: float = 100.0, n: int = 8) -> np.ndarray:
+    """Compute budgets (FLOPs) from the runs' smallest to ``factor`` x their largest compute,
+    ``n`` of them evenly spaced in log C."""
+    return np.logspace(np.log10(min_C), np.log10(max_C * factor), n)
 
 
 @dataclasses.dataclass
@@ -410,6 +430,8 @@ class Decision:
     situation : dict
         What was decided under (budget, N, D, cost model), as given.
     notes : list of str
+    extra : dict
+        Everything else that is not a number (``runner_up``, ``fit``, ``inputs``, ``command``).
     """
 
     candidates: pd.DataFrame
@@ -419,6 +441,7 @@ class Decision:
     choice: str = ""
     situation: dict = dataclasses.field(default_factory=dict)
     notes: list = dataclasses.field(default_factory=list)
+    extra: dict = dataclasses.field(default_factory=dict)
 
 
 def as_decision(decision) -> Decision:
@@ -451,7 +474,8 @@ def as_decision(decision) -> Decision:
     notes = [str(n) for n in (d.pop("notes", None) or [])]
     scalars = {k: float(v) for k, v in d.items() if isinstance(v, (int, float, np.number))
                and not isinstance(v, bool)}
-    return Decision(cands, scalars, nxt, title, choice, situation, notes)
+    extra = {k: v for k, v in d.items() if k not in scalars}
+    return Decision(cands, scalars, nxt, title, choice, situation, notes, extra)
 
 
 def _frame(obj, what: str) -> pd.DataFrame:

@@ -25,8 +25,10 @@ from bayesfp.runs.select import fit_selection
 SECTIONS = (("summary", "Summary"), ("diagnostics", "Diagnostics"),
             ("coefficients", "Coefficients"), ("fit-quality", "Fit quality"),
             ("answers", "The answers"), ("decision", "Decision"))
-# N at which D_crit is tabulated besides the runs' own N.
-TABLE_N = (1e9, 1e10, 1e11)
+# Held-out sets smaller than this are too small for their coverage to raise a warning.
+HOLDOUT_MIN = 5
+# Chains whose ranks a chi-square test finds non-uniform at this level turn the verdict amber.
+RANK_ALPHA = 0.01
 # Interval-width ratio from which a coefficient counts as weakly identified.
 WEAK_RATIO = 0.5
 
@@ -46,9 +48,18 @@ class Context:
     info: dict = None
     prior: xr.Dataset = None
     warnings: list = field(default_factory=list)
+    n_factor: float = q.N_FACTOR
+    c_factor: float = q.C_FACTOR
+    group: str | None = None
+    facts: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.info = fit_info(self.tree)
+        if self.group is None and self.decision is not None:
+            fit = (getattr(self.decision, "extra", {}) or {}).get("fit") or {}
+            self.group = fit.get("group")
+        if self.group is None and self.info.get("groups"):
+            self.group = _main_group(self.tree, self.info)
         self.thinned = q.thin(self.tree)
         self.prior = q.prior_draws(self.tree)
         self.law = get_law(self.info["law"])
@@ -106,28 +117,161 @@ def interval(lo, hi, fmt=num) -> str:
     return f"{fmt(lo)} to {fmt(hi)}"
 
 
+def factor(x: float, top: float) -> str:
+    """`` (12x)`` for a value beyond the runs' largest (``top``), ``""`` inside."""
+    f = float(x) / float(top)
+    return f" ({f:.3g}x)" if f > 1.0 + 1e-9 else ""
+
+
+def _main_group(tree, info) -> str:
+    """The group of a pooled fit most fitted quantized runs belong to."""
+    from bayesfp.bayes.io import fit_table
+
+    runs = fit_table(tree, fitted_only=True)
+    col = info.get("pool_by")
+    quant = runs[runs["operands"].astype(str) != "none"]
+    if col not in runs or quant.empty:
+        return str(info["groups"][0])
+    return str(quant[col].astype(str).mode().iloc[0])
+
+
+def rank_flags(tree, alpha: float = RANK_ALPHA, bins: int = 20) -> list[str]:
+    """Sampled variables whose ranks are not uniform in some chain (chi-square test on draws
+    thinned to about their bulk ESS, each chain tested, level ``alpha``)."""
+    import arviz as az
+    from scipy import stats as st
+
+    post = tree["posterior"].to_dataset()
+    out = []
+    for name in q.sampled_names(tree):
+        da = post[name]
+        if set(da.dims) != {"chain", "draw"} or da.sizes["chain"] < 2:
+            continue
+        x = np.asarray(da.transpose("chain", "draw").values, dtype=float)
+        ess = float(np.asarray(az.ess(da, method="bulk")).ravel()[0])
+        step = max(1, int(x.size // max(ess, 1.0)))
+        ranks = st.rankdata(x.ravel()).reshape(x.shape)[:, ::step] / x.size
+        n = ranks.shape[1]
+        if n < 5 * bins:
+            continue
+        ps = [st.chisquare(np.histogram(r, bins=bins, range=(0, 1))[0]).pvalue for r in ranks]
+        if min(ps) < alpha:
+            out.append(f"{name} (p = {min(ps):.2g})")
+    return out
+
+
 # ---------------------------------------------------------------------------------- 1. summary
 
 
+def _cost_text(sit: dict) -> str:
+    cm = sit.get("cost_model") or {}
+    if cm.get("kind") == "flops":
+        return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
+    if cm.get("kind") == "throughput":
+        return "cost in GPU-hours from measured tokens/s per format"
+    return ""
+
+
+def _answer(ctx: Context) -> list[str]:
+    """The answer lines of the verdict box (HTML), every number with its extrapolation factor."""
+    d = q.data_summary(ctx.runs)
+    n_top, d_top = d["N"][1], d["D"][1]
+    lines, chosen_p, chosen = [], 8, None
+    dec = q.as_decision(ctx.decision) if ctx.decision is not None else None
+    if dec is not None and dec.choice and dec.choice in dec.candidates.index:
+        chosen = dec.choice
+        row = dec.candidates.loc[chosen]
+        chosen_p = int(row["P"]) if "P" in row and pd.notna(row["P"]) else chosen_p
+        pb = f" with P(best) {float(row['p_best']):.2f}" if "p_best" in row else ""
+        text = f"<strong>Train in {esc(chosen.upper())}</strong>{pb}."
+        ru = dec.extra.get("runner_up")
+        if ru:
+            lo, hi = ru["interval"]
+            text += (f" Its expected loss is {ru['loss_diff']:.2g} nats/token below the runner-up "
+                     f"{esc(str(ru['format']).upper())}'s (HDI 90% of the difference "
+                     f"{lo:.2g} to {hi:.2g}; lower in {ru.get('p_choice_lower', np.nan):.0%} "
+                     "of the draws).")
+        lines.append(text)
+        sit = dec.situation
+        where = []
+        if sit.get("budget") is not None:
+            top_c = 6.0 * n_top * d_top
+            where.append(f"a budget of {float(sit['budget']):.3g} {esc(sit.get('cost_unit', ''))}"
+                         + (factor(sit["budget"], top_c) if sit.get("cost_unit") == "FLOPs"
+                            else ""))
+        for key, top in (("N", n_top), ("D", d_top)):
+            if key in row and pd.notna(row[key]):
+                where.append(f"{key} = {tokens(row[key])}{factor(row[key], top)}")
+        cost = _cost_text(sit)
+        grp = (dec.extra.get("fit") or {}).get("group") or ctx.group
+        lines.append("Decided at " + ", ".join(where) + (f"; {esc(cost)}" if cost else "")
+                     + (f"; {esc(ctx.info.get('pool_by'))} = {esc(grp)}" if grp else "")
+                     + ". Factors are to the runs' largest N, D and 6 N D; another cost model "
+                     "can change the choice.")
+    elif dec is None:
+        lines.append("No decision analysis was run (<code>--decision</code>): the box gives the "
+                     "law's answers only.")
+    dct = ctx.facts.get("d_crit")
+    if dct is not None:
+        at = dct[dct["N"] == dct["N"][dct["N"] <= n_top * (1 + 1e-9)].max()]
+        if chosen is not None and chosen.upper() in set(at["format"]):
+            at = at[at["format"] == chosen.upper()]
+        else:
+            at = at[at["format"] != "E8M7"]
+        cells = [f"{esc(r['format'])} {tokens(r['median'])}{factor(r['median'], d_top)} "
+                 f"[{tokens(r['lo'])}, {tokens(r['hi'])}]" for _, r in at.iterrows()]
+        if cells:
+            lines.append(f"Critical data size at N = {tokens(at['N'].iloc[0])} (the largest "
+                         "fitted N), median [HDI 90%] tokens: " + "; ".join(cells) + ".")
+    st = ctx.facts.get("splits")
+    if st is not None and chosen_p in st.index:
+        r = st.loc[chosen_p]
+        lines.append(f"Best split at {chosen_p} bits: {esc(r.iloc[0])} (P(best) "
+                     f"{float(r.iloc[1]):.2f}).")
+    return lines
+
+
 def verdict(ctx: Context) -> str:
-    """The verdict box: gate result and the warnings the other sections raised."""
+    """The verdict box: the answer with its extrapolation factors, then how far to trust it
+    (the diagnostics gate, predictive coverage, held-out check, flags of the other sections).
+    Green: gate passed, nothing flagged; amber: gate passed, something flagged; red: gate
+    failed."""
     gate = ctx.info["gate"]
     th = gate.get("thresholds", {})
     stats = (f"R-hat max {gate['rhat_max']:.3f} (limit {th.get('rhat_max', '')}), bulk/tail ESS "
              f"min {gate['ess_bulk_min']:.0f}/{gate['ess_tail_min']:.0f} (limit "
              f"{th.get('ess_min', '')}), {gate['divergences']} divergences, E-BFMI min "
              f"{gate['ebfmi_min']:.2f} (limit {th.get('ebfmi_min', '')})")
+    level = "fail" if not gate["passed"] else ("warn" if ctx.warnings else "pass")
+    answer = "".join(f"<p>{line}</p>" for line in _answer(ctx))
+    trust = []
     if gate["passed"]:
-        out = ('<div class="verdict pass" id="verdict"><strong>The fit passed the diagnostics '
-               f"gate.</strong> {esc(stats)}.")
+        trust.append(f"The fit passed the diagnostics gate: {esc(stats)}.")
     else:
-        items = "".join(f"<li>{esc(f)}</li>" for f in gate["failures"])
-        out = ('<div class="verdict fail" id="verdict"><strong>This fit FAILED the diagnostics '
-               "gate and must not be trusted.</strong> The numbers below are shown for "
-               f"diagnosis only.<ul>{items}</ul>{esc(stats)}.")
+        trust.append("<strong>This fit FAILED the diagnostics gate and must not be trusted."
+                     "</strong> The numbers are shown for diagnosis only: "
+                     + "; ".join(esc(f) for f in gate["failures"]) + f". {esc(stats)}.")
+    cov = ctx.facts.get("coverage") or {}
+    if 0.9 in cov:
+        trust.append(f"Predictive coverage of the fitted runs: {cov[0.9]:.0%} in the 90% "
+                     f"interval, {cov.get(0.5, np.nan):.0%} in the 50%.")
+    h = ctx.facts.get("holdout")
+    if h:
+        hc = h.get("coverage", {})
+        c90 = next((float(v) for k, v in hc.items() if abs(float(k) - 0.9) < 1e-6), None)
+        if c90 is not None:
+            trust.append(f"Held-out check: {int(h['n_held'])} runs at N = {tokens(h['N_held'])} "
+                         f"refitted without them, {c90:.0%} inside their 90% interval"
+                         + (" (too few runs to judge)" if int(h["n_held"]) < HOLDOUT_MIN
+                            else "") + ".")
+    head = {"pass": "Answer", "warn": "Answer, with flags below",
+            "fail": "Answer from a fit that FAILED its diagnostics"}[level]
+    out = (f'<div class="verdict {level}" id="verdict"><strong class="head">{head}</strong>'
+           f'<div class="answer">{answer}</div><h3>How far to trust it</h3><ul>'
+           + "".join(f"<li>{t}</li>" for t in trust) + "</ul>")
     if ctx.warnings:
-        out += "<ul class=\"warnings\">" + "".join(f"<li>{w}</li>" for w in ctx.warnings)
-        out += "</ul>"
+        out += ('<p><strong>Flagged:</strong></p><ul class="warnings">'
+                + "".join(f"<li>{w}</li>" for w in ctx.warnings) + "</ul>")
     return out + "</div>"
 
 
@@ -203,6 +347,10 @@ def diagnostics(ctx: Context, sink) -> str:
         chains["step size"] = stats["step_size"].mean("draw").values
     fmt = {"ess_bulk": lambda v: f"{v:.0f}", "ess_tail": lambda v: f"{v:.0f}",
            "r_hat": lambda v: f"{v:.3f}"}
+    flagged = rank_flags(ctx.tree)
+    if flagged:
+        ctx.warnings.append("Rank test: the chains do not sample the same distribution of "
+                            + ", ".join(flagged) + f" (chi-square on ranks, level {RANK_ALPHA}).")
     return (para("Rank-normalised split R-hat and bulk/tail effective sample sizes of every "
                  "sampled variable and law coefficient; the gate asks for R-hat <= "
                  f"{ctx.info['gate'].get('thresholds', {}).get('rhat_max', 1.01)} and ESS >= "
@@ -265,6 +413,7 @@ def coefficients(ctx: Context, sink) -> str:
 def fit_quality(ctx: Context, sink) -> str:
     pred = q.predictive_table(ctx.thinned)
     cov = ppc_coverage(ctx.thinned)
+    ctx.facts["coverage"] = dict(cov)
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
     if cov.get(0.9, 1.0) < 0.8:
@@ -328,7 +477,8 @@ def _holdout(ctx: Context) -> str:
                                        + [f"coverage of the {float(k):.0%} interval"
                                           for k in cov], name="held out"))
     low = [float(v) < float(k) - 0.15 for k, v in cov.items()]
-    if any(low):
+    ctx.facts["holdout"] = h
+    if any(low) and int(h["n_held"]) >= HOLDOUT_MIN:
         ctx.warnings.append("The held-out runs at the largest N fall outside their predictive "
                             "intervals more often than nominal: extrapolation in N is doubtful.")
     return (para("The law refitted without the runs at the largest N predicts them; coverage "
@@ -373,22 +523,34 @@ def answers(ctx: Context, sink) -> str:
     th = ctx.thinned
     out = ""
     d = q.data_summary(ctx.runs)
+    g = ctx.group
+    if g is not None:
+        out += para(f"The fit pools the precision sensitivity over {esc(ctx.info.get('pool_by'))}"
+                    f"; the answers below are for <strong>{esc(g)}</strong> (the mean over "
+                    "groups is no group's value).")
     if law in q.SUN_LAWS:
         fitted = ctx.runs[ctx.runs["in_fit"].astype(bool)] if "in_fit" in ctx.runs else ctx.runs
         Ns = sorted(float(n) for n in fitted["N"].unique())
-        tab_n = sorted(set(Ns[-4:]) | set(TABLE_N))
-        dct = q.d_crit_table(th, tab_n)
-        wide = dct.assign(cell=[f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
-                                zip(dct["median"], dct["lo"], dct["hi"], strict=True)])
+        tab_n = sorted(set(Ns[-4:]) | {d["N"][1] * ctx.n_factor})
+        dct = q.d_crit_table(th, tab_n, group=g)
+        ctx.facts["d_crit"] = dct
+        d_top = d["D"][1]
+        wide = dct.assign(cell=[f"{tokens(m)}{factor(m, d_top)} [{tokens(a)}, {tokens(b)}]"
+                                for m, a, b in zip(dct["median"], dct["lo"], dct["hi"],
+                                                   strict=True)])
         wide = wide.pivot(index="N", columns="format", values="cell")
         wide = wide[list(dict.fromkeys(dct["format"]))]
-        wide.index = [tokens(n) + (" *" if n > d["N"][1] else "") for n in wide.index]
+        wide.index = [tokens(n) + factor(n, d["N"][1]) for n in wide.index]
         wide.index.name = "N"
-        grid = q.d_crit_table(th, np.logspace(7, 12, 26))
+        grid = q.d_crit_table(th, np.logspace(np.log10(d["N"][0]),
+                                              np.log10(d["N"][1] * ctx.n_factor), 26), group=g)
         out += ("<h3>Critical data size</h3>"
                 + para("Past the critical data size D_crit, more tokens raise the loss of a "
                        "quantized run (the precision penalty grows with D). Tokens, median "
-                       "[HDI 90%], block size 128; * marks N beyond the runs.")
+                       "[HDI 90%], block size 128, at the runs' largest N and at "
+                       f"{ctx.n_factor:g}x the largest (<code>--n-factor</code>). A factor "
+                       "such as (12x) gives how far a value lies beyond the runs' largest N "
+                       f"({tokens(d['N'][1])}) or D ({tokens(d_top)}).")
                 + sink(F.loss_vs_data(th), "loss_vs_d",
                        "Loss against tokens per format at each N of the runs: posterior median "
                        "and 90% band of the law, D_crit marked (triangle, HDI bar), fitted runs "
@@ -397,7 +559,8 @@ def answers(ctx: Context, sink) -> str:
                 + sink(F.d_crit_vs_n(grid, d["N"]), "d_crit_vs_n",
                        "D_crit against N per format (median, HDI 90%); shaded outside the N "
                        "of the runs."))
-        probs, st = q.split_table(th)
+        probs, st = q.split_table(th, group=g)
+        ctx.facts["splits"] = st
         st = st.assign(agree=np.where(st["best"] == st["paper"], "yes", "no"))
         st.columns = ["most probable", "P(best)", "Sun et al.", "P(Sun et al.'s)", "agree"]
         out += ("<h3>Best exponent/mantissa split per bit width</h3>"
@@ -410,28 +573,39 @@ def answers(ctx: Context, sink) -> str:
                                               "al.'s table.")
                 + table(st, {"P(best)": lambda v: f"{v:.2f}",
                              "P(Sun et al.'s)": lambda v: f"{v:.2f}"}) + "</div>")
-    co = q.compute_optimal_table(th)
+    co = q.compute_optimal_table(th, q.budgets_for(d["min_C"], d["max_C"], ctx.c_factor),
+                                 group=g)
+    clipped = co.get("P_clipped", pd.Series(0.0, index=co.index)) > (1.0 - q.PROB) / 2.0
     cols = {"C": lambda v: f"{v:.0e}"}
+
+    def cell(m, a, b, fmt, top=None):
+        return f"{fmt(m)}{factor(m, top) if top else ''} [{fmt(a)}, {fmt(b)}]"
+
     show = pd.DataFrame({
         "C (FLOPs)": co["C"],
-        "P (bits)": [f"{m:.2f} [{a:.2f}, {b:.2f}]" for m, a, b in
-                     zip(co["P"], co["P_lo"], co["P_hi"], strict=True)],
-        "N": [f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
+        "beyond the runs": [factor(c, d["max_C"]).strip(" ()") or "inside" for c in co["C"]],
+        "P (bits)": [("clipped at the search bounds " + f"({q.P_RANGE[0]:g} to "
+                      f"{q.P_RANGE[1]:g} bits): no answer") if c else
+                     cell(m, a, b, lambda v: f"{v:.2f}") for m, a, b, c in
+                     zip(co["P"], co["P_lo"], co["P_hi"], clipped, strict=True)],
+        "N": [cell(m, a, b, tokens, d["N"][1]) for m, a, b in
               zip(co["N"], co["N_lo"], co["N_hi"], strict=True)],
-        "D": [f"{tokens(m)} [{tokens(a)}, {tokens(b)}]" for m, a, b in
-              zip(co["D"], co["D_lo"], co["D_hi"], strict=True)],
-        "extrapolated": np.where(co["C"] > d["max_C"], "yes", "no")})
+        "D": [cell(m, a, b, tokens, d["D"][1]) for m, a, b in
+              zip(co["D"], co["D_lo"], co["D_hi"], strict=True)]})
     if "E" in co:
-        show.insert(2, "E, M (continuous)", [f"{e:.2f}, {m:.2f}" for e, m in
-                                             zip(co["E"], co["M"], strict=True)])
+        show.insert(3, "E, M (continuous)", ["" if c else f"{e:.2f}, {m:.2f}" for e, m, c in
+                                             zip(co["E"], co["M"], clipped, strict=True)])
     show = show.set_index("C (FLOPs)")
-    show.index = [f"{c:.0e}" for c in show.index]
+    show.index = [f"{c:.1e}" for c in show.index]
     show.index.name = "C (FLOPs)"
     out += ("<h3>Compute-optimal precision</h3>"
             + para("The (N, D, P) that minimise the law's loss at a FLOP budget C = (6/16) P N "
                    f"D, per posterior draw ({q.OPTIMAL_DRAWS} draws at most): median [central "
-                   "90%]. Budgets past the runs' largest compute "
-                   f"({d['max_C']:.2g} FLOPs) are extrapolations of the law.")
+                   "90%], from the runs' smallest compute to "
+                   f"{ctx.c_factor:g}x their largest ({d['max_C']:.2g} FLOPs; "
+                   "<code>--c-factor</code>). Budgets, N and D past the runs carry their "
+                   "factor; where more than 5% of the draws put P on a bound of the search, the "
+                   "answer is clipped and not shown.")
             + sink(F.compute_optimal_plot(co, d["max_C"]), "compute_optimal",
                    "Compute-optimal precision against compute budget, median and 90% band; "
                    "shaded where it extrapolates past the runs.")
