@@ -89,7 +89,7 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
               inputs_kw: Mapping | None = None, draws: int = defaults.DRAWS,
               tune: int = defaults.TUNE, chains: int = defaults.CHAINS, seed: int = defaults.SEED,
               cores: int = defaults.CORES, sampler: str = defaults.SAMPLER,
-              progress: bool = False):
+              progress: bool = False, structure: Mapping | None = None):
     """Fit a law to a validated run table with NUTS and save the fit.
 
     Parameters
@@ -104,6 +104,11 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
         Model options (:class:`bayesfp.bayes.models.LawModel`).
     draws, tune, chains, seed, cores, sampler, progress
         Sampler settings (:class:`bayesfp.bayes.sample.SamplerConfig`).
+    structure : mapping, optional
+        Structured-likelihood options (:class:`bayesfp.bayes.structured.StructuredMixin`:
+        ``cell``, ``cell_d``, ``seed_effect``, ``sigma_d``, ``discrepancy``, ``pool``,
+        ``format_effect``, ``log2b_power``); with any of them, ``pool_by`` becomes
+        ``pool={"gamma": pool_by}``.
 
     Returns
     -------
@@ -113,11 +118,20 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     """
     from bayesfp.bayes.io import save_fit
     from bayesfp.bayes.models import model_for
+    from bayesfp.bayes.structured import parse_pool, structured_model
 
-    model = model_for(law, table, pool_by=pool_by, pooling=pooling, centred=centred,
-                      prior=prior, robust=robust, sigma_by=sigma_by, inputs_kw=inputs_kw,
-                      sampler=dict(draws=draws, tune=tune, chains=chains, seed=seed,
-                                   cores=cores, sampler=sampler, progressbar=progress))
+    config = dict(draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
+                  sampler=sampler, progressbar=progress)
+    common = dict(pooling=pooling, prior=prior, robust=robust, sigma_by=sigma_by,
+                  inputs_kw=inputs_kw, sampler=config)
+    if structure:
+        kw = dict(structure)
+        pool = parse_pool(kw.pop("pool", None))
+        if pool_by:
+            pool.setdefault("gamma", pool_by)
+        model = structured_model(law, table, pool=pool, **kw, **common)
+    else:
+        model = model_for(law, table, pool_by=pool_by, centred=centred, **common)
     fit = model.fit()
     if out is not None:
         save_fit(fit, out)

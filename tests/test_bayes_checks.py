@@ -7,7 +7,8 @@ import pytest
 
 from bayesfp.bayes.calibrate import cut_mask, extrapolation_factor, interval_coverage
 from bayesfp.bayes.checks import d_slope_check, paired_contrast_check
-from bayesfp.bayes.structured import _bm_at, parse_pool
+from bayesfp.bayes.structured import parse_pool
+from bayesfp.bayes.terms import bm_at
 from bayesfp.laws import SUN_2025
 from bayesfp.laws.derived import critical_data_size
 from bayesfp.simulate import run_grid
@@ -53,7 +54,7 @@ def test_brownian_discrepancy_extrapolates_with_linear_variance():
     levels = [0.0, 1.0, 2.0]
     walk = np.zeros((S, 3))
     walk[:, 2] = 0.1
-    out = _bm_at(np.array([2.0, 3.0, 6.0, -1.0, 1.5, 3.0]), levels, walk, np.full(S, tau), rng)
+    out = bm_at(np.array([2.0, 3.0, 6.0, -1.0, 1.5, 3.0]), levels, walk, np.full(S, tau), rng)
     assert np.all(out[:, 0] == 0.1)                                  # at a fitted level
     assert out[:, 1].var() == pytest.approx(tau ** 2 * 1.0, rel=0.02)  # 1 beyond the edge
     assert out[:, 2].var() == pytest.approx(tau ** 2 * 4.0, rel=0.02)  # 4 beyond

@@ -200,6 +200,21 @@ def compute_optimal_precision(tree: xr.DataTree, C: Sequence[float], thin: int =
                        for name, v in res.items()}, coords=coords)
 
 
+def _predict_structured(tree, info, runs, noise, seed) -> xr.DataArray:
+    """:func:`predict_loss` of a structured fit (:func:`bayesfp.bayes.terms.predict_log_loss`:
+    cell, seed and discrepancy terms included, fresh effects for unseen cells)."""
+    from bayesfp.bayes.terms import predict_log_loss
+
+    post = tree["posterior"].to_dataset()
+    runs = runs.reset_index(drop=True)
+    logmu = predict_log_loss(post, info, runs, noise=noise, seed=seed)
+    shape = (post.sizes["chain"], post.sizes["draw"], len(runs))
+    run_ids = runs["run_id"].astype(str).to_numpy() if "run_id" in runs else np.arange(len(runs))
+    return xr.DataArray(np.exp(logmu).reshape(shape), dims=(*SAMPLE_DIMS, "run"),
+                        coords=_coords(tree) | {"run": run_ids}, name="loss",
+                        attrs={"units": "nats/token"})
+
+
 def predict_loss(tree: xr.DataTree, runs: pd.DataFrame, noise: bool = True,
                  seed: int = 0) -> xr.DataArray:
     """Posterior predictive loss (nats/token) for runs, new or fitted.
@@ -222,6 +237,8 @@ def predict_loss(tree: xr.DataTree, runs: pd.DataFrame, noise: bool = True,
         Dims ``chain, draw, run``.
     """
     info = fit_info(tree)
+    if info.get("structure"):
+        return _predict_structured(tree, info, runs, noise, seed)
     law = get_law(info["law"])
     post = tree["posterior"].to_dataset()
     rng = np.random.default_rng(seed)

@@ -16,12 +16,18 @@ with each term an option:
 
 ``cell``
     :math:`c \\sim \\mathrm{Normal}(0, \\tau_{cell})` per (N, D) cell (non-centred).
+``cell_d``
+    the cell effects' sd depends on D,
+    :math:`\\log \\tau_{cell}(D) = \\log \\tau_c + b_c (\\log D - c_D)` (implies ``cell``).
 ``seed_effect``
-    :math:`s \\sim \\mathrm{Normal}(0, \\tau_{seed})` per (N, D, seed): paired runs.
+    :math:`s \\sim \\mathrm{Normal}(0, \\tau_{seed})` per (N, D, seed): paired runs. With
+    ``sigma_d`` its sd follows the noise sd in D, :math:`\\tau_{seed} e^{b_\\sigma (\\log D - c_D)}`
+    (seed-to-seed variation shrinks as runs get longer).
 ``sigma_d``
-    :math:`\\log \\sigma(D) = \\log \\sigma_0 + b_\\sigma (\\log D - c_D)` instead of one sd.
+    :math:`\\log \\sigma(D) = \\log \\sigma_0 + b_\\sigma (\\log D - c_D)` instead of one sd (the
+    posterior's ``sigma`` is then the sd at the centre, :math:`\\sigma_0`).
 ``robust``
-    Student-t noise (:data:`bayesfp.bayes.models.ROBUST_NU` degrees of freedom).
+    Student-t noise (:data:`bayesfp.bayes.likelihood.ROBUST_NU` degrees of freedom).
 ``discrepancy``
     :math:`u_N`, :math:`u_D`: Brownian motions over log N and log D (increment variance
     :math:`\\tau_{dN}^2 |\\Delta \\log N|`), centred over the fitted levels. Inside the
@@ -49,13 +55,21 @@ import pandas as pd
 
 from bayesfp.bayes import models as bm
 from bayesfp.bayes import priors as pr
-from bayesfp.laws.inputs import law_inputs
+from bayesfp.bayes import terms
+from bayesfp.bayes.likelihood import observe
+from bayesfp.errors import BayesfpInputError
 
-STRUCTURE = ("cell", "seed_effect", "sigma_d", "discrepancy")
+STRUCTURE = ("cell", "cell_d", "seed_effect", "sigma_d", "discrepancy")
 
 # Scales of structural priors (log-loss units unless stated).
+FORMAT_EFFECTS = ("parametric", "flex")
+
 STRUCTURE_PRIORS = {
+    "tau_fmt": pr.Prior("halfnormal", 0.0, 0.5),
+    "log2b_power": pr.Prior("normal", 1.0, 1.0),
     "tau_cell": pr.Prior("halfnormal", 0.0, 0.05),
+    "log_tau_cell": pr.Prior("normal", float(np.log(0.02)), 1.0),
+    "tau_cell_slope": pr.Prior("normal", 0.0, 1.0),
     "tau_seed": pr.Prior("halfnormal", 0.0, 0.03),
     "log_sigma": pr.Prior("normal", float(np.log(0.01)), 1.5),
     "sigma_slope": pr.Prior("normal", 0.0, 1.0),
@@ -65,18 +79,6 @@ STRUCTURE_PRIORS = {
 # Prior scale of a pooled coefficient's group spread: log units for scales (n, d, gamma, eps),
 # natural units for exponents.
 POOL_TAU = {"log": 0.5, "exponent": 0.1}
-
-
-def cell_keys(df: pd.DataFrame) -> np.ndarray:
-    """One string per run naming its (N, D) cell."""
-    return (df["N"].astype(float).map("{:.6g}".format) + "|"
-            + df["D"].astype(float).map("{:.6g}".format)).to_numpy()
-
-
-def seed_keys(df: pd.DataFrame) -> np.ndarray:
-    """One string per run naming its (N, D, seed)."""
-    seed = df["seed"].astype(str) if "seed" in df else pd.Series("0", index=df.index)
-    return cell_keys(df) + "|" + seed.to_numpy()
 
 
 def parse_pool(specs) -> dict:
@@ -91,17 +93,12 @@ def parse_pool(specs) -> dict:
     out = {}
     for spec in specs:
         if "=" not in spec:
-            raise ValueError(f"pool: expected COEFS=COLUMN, got {spec!r}")
+            raise BayesfpInputError(f"pool: expected COEFS=COLUMN, got {spec!r}")
         coefs, col = spec.split("=", 1)
         for c in coefs.split(","):
             if c.strip():
                 out[c.strip()] = col.strip()
     return out
-
-
-def _index(values: np.ndarray, levels: list) -> np.ndarray:
-    lookup = {v: i for i, v in enumerate(levels)}
-    return np.array([lookup.get(v, -1) for v in values], dtype=int)
 
 
 class StructuredMixin:
@@ -111,7 +108,7 @@ class StructuredMixin:
     ----------
     runs : pandas.DataFrame
         Validated run table (needs ``seed`` for ``seed_effect``).
-    cell, seed_effect, sigma_d, discrepancy : bool
+    cell, cell_d, seed_effect, sigma_d, discrepancy : bool
         Structure terms (module docstring).
     pool : mapping or list of str, optional
         Coefficients to pool and the column each is pooled by (:func:`parse_pool`).
@@ -120,18 +117,25 @@ class StructuredMixin:
         use ``pool={"gamma": column}``).
     """
 
-    def __init__(self, runs: pd.DataFrame, *, cell: bool = False, seed_effect: bool = False,
-                 sigma_d: bool = False, discrepancy: bool = False, pool=None, **kw):
+    def __init__(self, runs: pd.DataFrame, *, cell: bool = False, cell_d: bool = False,
+                 seed_effect: bool = False, sigma_d: bool = False, discrepancy: bool = False,
+                 pool=None, format_effect: str = "parametric", log2b_power: bool = False,
+                 **kw):
         if kw.get("pool_by") is not None:
-            raise ValueError("pool_by: use pool={'gamma': column} with structured models")
-        self.cell, self.seed_effect = bool(cell), bool(seed_effect)
+            raise BayesfpInputError("pool_by: use pool={'gamma': column} with structured models")
+        self.cell, self.cell_d = bool(cell or cell_d), bool(cell_d)
+        self.seed_effect = bool(seed_effect)
         self.sigma_d, self.discrepancy = bool(sigma_d), bool(discrepancy)
         self.pool = parse_pool(pool)
+        if format_effect not in FORMAT_EFFECTS:
+            raise BayesfpInputError(f"format_effect: unknown {format_effect!r} "
+                             f"(use {', '.join(FORMAT_EFFECTS)})")
+        self.format_effect, self.log2b_power = format_effect, bool(log2b_power)
         super().__init__(runs, **kw)
         names = self.law.param_names
         for c in self.pool:
             if c not in names or c in self.fixed:
-                raise ValueError(f"pool: {c!r} is not a fitted coefficient of law "
+                raise BayesfpInputError(f"pool: {c!r} is not a fitted coefficient of law "
                                  f"{self.law.name!r} (choose from {', '.join(names)})")
         self._structure()
 
@@ -147,7 +151,16 @@ class StructuredMixin:
     @property
     def default_priors(self) -> dict:
         out = super().default_priors
-        out.update(STRUCTURE_PRIORS)
+        out.pop("tau", None)
+        wanted = {"tau_cell": self.cell and not self.cell_d,
+                  "log_tau_cell": self.cell_d, "tau_cell_slope": self.cell_d,
+                  "tau_seed": self.seed_effect, "log_sigma": self.sigma_d,
+                  "sigma_slope": self.sigma_d, "tau_dN": self.discrepancy,
+                  "tau_dD": self.discrepancy, "tau_fmt": self.format_effect == "flex",
+                  "log2b_power": self.log2b_power}
+        out.update({k: v for k, v in STRUCTURE_PRIORS.items() if wanted[k]})
+        if self.sigma_d:
+            out.pop("sigma", None)
         for c in self.pool:
             kind = "log" if (self.law.param(c).positive or c == "eps") else "exponent"
             out[f"tau_{c}"] = pr.Prior("halfnormal", 0.0, POOL_TAU[kind])
@@ -156,31 +169,44 @@ class StructuredMixin:
     def _structure(self) -> None:
         ok = self.ok
         logN, logD = np.log(self.x["N"]), np.log(self.x["D"])
-        self.cells = sorted(set(cell_keys(ok)))
-        self.cell_idx = _index(cell_keys(ok), self.cells)
-        self.seed_cells = sorted(set(seed_keys(ok)))
-        self.seed_idx = _index(seed_keys(ok), self.seed_cells)
-        self.levels_N = sorted(set(np.round(logN, 9)))
-        self.levels_D = sorted(set(np.round(logD, 9)))
-        self.iN = _index(np.round(logN, 9), self.levels_N)
-        self.iD = _index(np.round(logD, 9), self.levels_D)
+        self.cells = sorted(set(terms.cell_keys(ok)))
+        self.cell_idx = terms.index_of(terms.cell_keys(ok), self.cells)
+        self.cell_logD = terms.cell_log_d(self.cells)
+        self.seed_cells = sorted(set(terms.seed_keys(ok)))
+        self.seed_idx = terms.index_of(terms.seed_keys(ok), self.seed_cells)
+        self.levels_N = sorted({float(v) for v in np.round(logN, 9)})
+        self.levels_D = sorted({float(v) for v in np.round(logD, 9)})
+        self.iN = terms.index_of(np.round(logN, 9), self.levels_N)
+        self.iD = terms.index_of(np.round(logD, 9), self.levels_D)
+        self.levels_E, self.levels_M = [], []
+        if "E" in self.x and "log_gamma" in self.deterministics():
+            q = self._quantized()
+            self.levels_E = sorted({int(v) for v in self.x["E"][q]})
+            self.levels_M = sorted({int(v) for v in self.x["M"][q]})
         self.pool_groups, self.pool_idx = {}, {}
         q = self._quantized()
         for c, col in self.pool.items():
             if col not in ok:
-                raise ValueError(f"pool: run table has no column {col!r}")
+                raise BayesfpInputError(f"pool: run table has no column {col!r}")
             vals = ok[col].astype(str).to_numpy()
             precision = c in self.law.penalty_params or c.startswith("gamma")
             mask = q if precision else np.ones(len(ok), dtype=bool)
             groups = sorted(set(vals[mask]))
             if len(groups) < 2:
-                raise ValueError(f"pool: column {col!r} has fewer than 2 groups for {c!r}")
+                raise BayesfpInputError(f"pool: column {col!r} has fewer than 2 groups for {c!r}")
             self.pool_groups[c] = groups
-            self.pool_idx[c] = np.where(mask, _index(vals, groups), -1)
+            self.pool_idx[c] = np.where(mask, terms.index_of(vals, groups), -1)
 
     def config(self) -> dict:
         out = super().config()
         out.update({"structure": {k: getattr(self, k) for k in STRUCTURE},
+                    "format_effect": self.format_effect, "log2b_power": self.log2b_power,
+                    "levels": {"cells": getattr(self, "cells", []),
+                               "seed_cells": getattr(self, "seed_cells", []),
+                               "N": getattr(self, "levels_N", []),
+                               "D": getattr(self, "levels_D", []),
+                               "E": getattr(self, "levels_E", []),
+                               "M": getattr(self, "levels_M", [])},
                     "pool": self.pool, "pool_groups": getattr(self, "pool_groups", {})})
         return out
 
@@ -196,27 +222,15 @@ class StructuredMixin:
     def _coef_key(self, p: Mapping, c: str) -> str:
         return ("log_" + c) if ("log_" + c) in p else c
 
-    def _apply_pool(self, p: dict, offsets: Mapping, idx: Mapping, xp) -> dict:
-        """Add group offsets (arrays over runs, 0 where the run has no group) to ``p``."""
-        p = dict(p)
-        for c in self.pool:
-            off = offsets[c]
-            key = self._coef_key(p, c)
-            if c == "eps":
-                p["eps"] = p["eps"] * xp.exp(off)
-            else:
-                p[key] = p[key] + off
-        return p
+    @staticmethod
+    def _bm_levels(levels: list, z, tau):
+        """Brownian motion (PyTensor) at sorted levels from standard normal increments z
+        (len - 1) and rate tau, centred to mean zero over the levels (numpy twin:
+        :func:`bayesfp.bayes.terms.bm_walk`)."""
+        import pytensor.tensor as pt
 
-    def _bm_levels(self, levels: list, z, tau, xp):
-        """Brownian motion at sorted levels from standard normal increments z (len - 1),
-        centred to mean zero over the levels."""
         gaps = np.sqrt(np.diff(np.asarray(levels, dtype=float)))
-        if xp is np:
-            inc = tau[..., None] * z * gaps
-            walk = np.concatenate([np.zeros(inc.shape[:-1] + (1,)), np.cumsum(inc, -1)], -1)
-            return walk - walk.mean(-1, keepdims=True)
-        walk = xp.concatenate([xp.zeros(1), xp.cumsum(tau * z * gaps)])
+        walk = pt.concatenate([pt.zeros(1), pt.cumsum(tau * z * gaps)])
         return walk - walk.mean()
 
     def build_model(self):
@@ -232,6 +246,10 @@ class StructuredMixin:
             coords["cell"] = self.cells
         if self.seed_effect:
             coords["seed_cell"] = self.seed_cells
+        if self.format_effect == "flex":
+            for ax, levels in (("E", self.levels_E), ("M", self.levels_M)):
+                if len(levels) >= 2:
+                    coords[f"fmt_{ax}"] = levels
         if self.discrepancy:
             coords["step_N"] = list(range(len(self.levels_N) - 1))
             coords["step_D"] = list(range(len(self.levels_D) - 1))
@@ -251,17 +269,34 @@ class StructuredMixin:
                     off = pm.Deterministic(f"{c}_offset", tau * z, dims=dim)
                 else:
                     off = pm.ZeroSumNormal(f"{c}_offset", sigma=pr.NO_POOLING_SD, dims=dim)
+                base = p[self._coef_key(p, c)]
+                pm.Deterministic(f"{self._coef_key(p, c)}_in_{self.pool[c]}",
+                                 base * pt.exp(off) if c == "eps" else base + off, dims=dim)
                 full = pt.concatenate([pt.zeros(1), off])
                 offs[c] = full[self.pool_idx[c] + 1]
-            p = self._apply_pool(p, offs, self.pool_idx, pt)
+            p = terms.apply_pool(p, offs)
+            p = terms.format_terms(p, self.x, self._format_graph())
             mu = pt.log(self.law.loss(p, x, xp=pt))
-            if self.cell:
+            if self.cell_d:
+                lt = self.priors["log_tau_cell"].to_pymc("log_tau_cell")
+                slope = self.priors["tau_cell_slope"].to_pymc("tau_cell_slope")
+                z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
+                tau = pt.exp(lt + slope * (self.cell_logD - self.centres["cD"]))
+                mu = mu + (tau * z)[self.cell_idx]
+            elif self.cell:
                 tau = self.priors["tau_cell"].to_pymc("tau_cell")
                 z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
                 mu = mu + (tau * z)[self.cell_idx]
+            if self.sigma_d:
+                ls = self.priors["log_sigma"].to_pymc("log_sigma")
+                slope = self.priors["sigma_slope"].to_pymc("sigma_slope")
+                pm.Deterministic("sigma", pt.exp(ls))
             if self.seed_effect:
                 tau = self.priors["tau_seed"].to_pymc("tau_seed")
                 z = pm.Normal("z_seed", 0.0, 1.0, dims="seed_cell")
+                if self.sigma_d:
+                    tau = tau * pt.exp(slope * (terms.cell_log_d(self.seed_cells)
+                                                - self.centres["cD"]))
                 mu = mu + (tau * z)[self.seed_idx]
             if self.discrepancy:
                 for ax, levels, idx in (("N", self.levels_N, self.iN),
@@ -270,158 +305,56 @@ class StructuredMixin:
                         continue
                     tau = self.priors[f"tau_d{ax}"].to_pymc(f"tau_d{ax}")
                     z = pm.Normal(f"z_d{ax}", 0.0, 1.0, dims=f"step_{ax}")
-                    mu = mu + self._bm_levels(levels, z, tau, pt)[idx]
+                    mu = mu + self._bm_levels(levels, z, tau)[idx]
             if self.sigma_d:
-                ls = self.priors["log_sigma"].to_pymc("log_sigma")
-                slope = self.priors["sigma_slope"].to_pymc("sigma_slope")
                 sd = pt.exp(ls + slope * (np.log(self.x["D"]) - self.centres["cD"]))
             else:
                 sd = self.priors["sigma"].to_pymc("sigma")
-            if self.robust:
-                pm.StudentT("log_loss", nu=bm.ROBUST_NU, mu=mu, sigma=sd, observed=obs,
-                            dims="run")
-            else:
-                pm.Normal("log_loss", mu=mu, sigma=sd, observed=obs, dims="run")
+            observe("log_loss", mu, sd, obs, robust=self.robust, dims="run")
         self._model = m
         return m
+
+    # ------------------------------------------------------------------ format terms
+
+    def _format_graph(self):
+        """PyMC variables of the flexible format effect and block-size power (or None)."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        out = {}
+        if self.format_effect == "flex" and self.levels_E:
+            tau = self.priors["tau_fmt"].to_pymc("tau_fmt")
+            for ax, levels in (("E", self.levels_E), ("M", self.levels_M)):
+                if len(levels) < 2:
+                    continue
+                z = pm.ZeroSumNormal(f"z_fmt_{ax}", sigma=1.0, dims=f"fmt_{ax}")
+                off = pm.Deterministic(f"fmt_{ax}_offset", tau * z, dims=f"fmt_{ax}")
+                full = pt.concatenate([pt.zeros(1), off])
+                out[ax] = full[terms.index_of(self.x[ax].astype(int), levels) + 1]
+        if self.log2b_power:
+            out["k"] = self.priors["log2b_power"].to_pymc("log2b_power")
+        return out
+
+    def format_log_penalty(self, tree, E, M, seed: int = 0) -> np.ndarray:
+        """Posterior draws of the log format factor for formats (E, M), shape (S, format)
+        (:func:`bayesfp.bayes.terms.format_log_penalty`)."""
+        return terms.format_log_penalty(tree["posterior"].to_dataset(), self.config(), E, M,
+                                        seed=seed)
 
     # ------------------------------------------------------------------ prediction
 
     def predict(self, tree, runs: pd.DataFrame, noise: bool = True, seed: int = 0,
                 structure: bool = True) -> np.ndarray:
-        """Posterior predictive log-loss of runs, new or fitted.
-
-        Parameters
-        ----------
-        tree : xarray.DataTree
-            A fit of this model (:meth:`fit`).
-        runs : pandas.DataFrame
-            Rows with N, D, E, M, B, operands (and ``seed``, pooled columns).
-        noise : bool
-            Add the observation noise (a new run's measured loss) or not (the mean).
-        seed : int
-            Seed of the noise and of the effects drawn for unseen cells, seeds and groups.
-        structure : bool
-            Include cell, seed and discrepancy terms (False: the law alone).
+        """Posterior predictive log-loss of runs, new or fitted
+        (:func:`bayesfp.bayes.terms.predict_log_loss` with this model's configuration).
 
         Returns
         -------
         numpy.ndarray, shape (chain * draw, run)
             Log-loss (log nats/token).
         """
-        rng = np.random.default_rng(seed)
-        post = tree["posterior"].to_dataset()
-        runs = runs.reset_index(drop=True)
-        n = len(runs)
-
-        def draws(name):
-            v = post[name]
-            extra = [d for d in v.dims if d not in ("chain", "draw")]
-            a = np.asarray(v.transpose("chain", "draw", *extra).values, dtype=float)
-            return a.reshape((-1,) + a.shape[2:])
-
-        S = post.sizes["chain"] * post.sizes["draw"]
-        x = law_inputs(runs, **self.inputs_kw)
-        x = {k: x[k] for k in self.law.inputs}
-        s = {name: draws(name)[:, None] for name in self.sampled}
-        p = self.law_params(s)
-        offs, idx = {}, {}
-        q = x["log2B"] > 0 if "log2B" in x else np.ones(n, dtype=bool)
-        for c, col in self.pool.items():
-            groups = self.pool_groups[c]
-            vals = runs[col].astype(str).to_numpy()
-            gi = _index(vals, groups)
-            precision = c in self.law.penalty_params or c.startswith("gamma")
-            off = np.zeros((S, n))
-            fitted = draws(f"{c}_offset")
-            scale = (draws(f"tau_{c}") if self.pooling == "partial"
-                     else np.full(S, pr.NO_POOLING_SD))
-            for i in range(n):
-                if precision and not q[i]:
-                    continue
-                off[:, i] = (fitted[:, gi[i]] if gi[i] >= 0
-                             else scale * rng.standard_normal(S))
-            offs[c], idx[c] = off, gi
-        p = self._apply_pool(p, offs, idx, np)
-        with np.errstate(invalid="ignore", over="ignore"):
-            mu = np.log(np.asarray(self.law.loss(p, x, xp=np), dtype=float))
-        mu = np.broadcast_to(mu, (S, n)).copy()
-        if structure:
-            mu += self._effects(draws, runs, S, rng)
-        if noise:
-            if self.sigma_d:
-                sd = np.exp(draws("log_sigma")[:, None] + draws("sigma_slope")[:, None]
-                            * (np.log(x["D"])[None, :] - self.centres["cD"]))
-            else:
-                sd = draws("sigma")[:, None]
-            z = (rng.standard_t(bm.ROBUST_NU, (S, n)) if self.robust
-                 else rng.standard_normal((S, n)))
-            mu += sd * z
-        return mu
-
-    def _effects(self, draws, runs, S, rng) -> np.ndarray:
-        n = len(runs)
-        out = np.zeros((S, n))
-        if self.cell:
-            out += self._iid_effect(draws("tau_cell"), draws("z_cell"), cell_keys(runs),
-                                    self.cells, rng)
-        if self.seed_effect:
-            out += self._iid_effect(draws("tau_seed"), draws("z_seed"), seed_keys(runs),
-                                    self.seed_cells, rng)
-        if self.discrepancy:
-            for ax, levels in (("N", self.levels_N), ("D", self.levels_D)):
-                if len(levels) < 2:
-                    continue
-                tau, z = draws(f"tau_d{ax}"), draws(f"z_d{ax}")
-                walk = self._bm_levels(levels, z, tau, np)
-                out += _bm_at(np.log(runs[ax].to_numpy(dtype=float)), levels, walk, tau, rng)
-        return out
-
-    @staticmethod
-    def _iid_effect(tau, z, keys, levels, rng) -> np.ndarray:
-        """Fitted effects where the key was seen, fresh Normal(0, tau) draws where not (one draw
-        per unseen key, shared by its runs). Shape (S, run)."""
-        S = len(tau)
-        idx = _index(keys, levels)
-        out = np.empty((S, len(keys)))
-        fresh = {}
-        for i, (k, j) in enumerate(zip(keys, idx, strict=True)):
-            if j >= 0:
-                out[:, i] = tau * z[:, j]
-            else:
-                if k not in fresh:
-                    fresh[k] = tau * rng.standard_normal(S)
-                out[:, i] = fresh[k]
-        return out
-
-
-def _bm_at(logx: np.ndarray, levels: list, walk: np.ndarray, tau: np.ndarray,
-           rng) -> np.ndarray:
-    """Brownian motion values at log inputs, given its values ``walk`` (S, levels) at the
-    fitted levels: exact at a level, a Brownian bridge between levels, the edge value plus
-    Normal(0, tau^2 * distance) beyond the range. Shape (S, run); one draw per distinct input."""
-    lv = np.asarray(levels, dtype=float)
-    S = walk.shape[0]
-    out = np.empty((S, len(logx)))
-    cache = {}
-    for i, v in enumerate(np.round(logx, 9)):
-        if v in cache:
-            out[:, i] = cache[v]
-            continue
-        j = int(np.searchsorted(lv, v))
-        if j < len(lv) and abs(lv[j] - v) < 1e-9:
-            val = walk[:, j]
-        elif j == 0:
-            val = walk[:, 0] + tau * np.sqrt(lv[0] - v) * rng.standard_normal(S)
-        elif j == len(lv):
-            val = walk[:, -1] + tau * np.sqrt(v - lv[-1]) * rng.standard_normal(S)
-        else:
-            a, b = v - lv[j - 1], lv[j] - v
-            mean = (walk[:, j - 1] * b + walk[:, j] * a) / (a + b)
-            val = mean + tau * np.sqrt(a * b / (a + b)) * rng.standard_normal(S)
-        cache[v] = val
-        out[:, i] = val
-    return out
+        return terms.predict_log_loss(tree["posterior"].to_dataset(), self.config(), runs,
+                                      noise=noise, seed=seed, structure=structure)
 
 
 class StructuredSunModel(StructuredMixin, bm.SunModel):
@@ -451,5 +384,5 @@ def structured_model(law: str, runs: pd.DataFrame, **kw):
 
     name = get_law(law).name
     if name not in STRUCTURED:
-        raise ValueError(f"law: no structured model for {name!r}")
+        raise BayesfpInputError(f"law: no structured model for {name!r}")
     return STRUCTURED[name](runs, **kw)

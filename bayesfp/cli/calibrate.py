@@ -44,6 +44,9 @@ def calibrate_command(
     structure: Annotated[str | None, typer.Option(
         "--structure", help="Likelihood terms, comma-separated: cell, cell-d, seed, sigma-d, "
                             "discrepancy (docs/bayes.md).")] = None,
+    format_effect: Annotated[str, typer.Option(
+        "--format-effect", help="parametric or flex (plus pooled per-E and per-M effects).")]
+        = "parametric",
     robust: Annotated[bool, typer.Option("--robust", help="Student-t likelihood.")] = False,
     cuts: Annotated[str, typer.Option(
         help="Held-out cuts, comma-separated: top20_N, top20_D, top2_N.")] =
@@ -75,7 +78,7 @@ def calibrate_command(
     all_runs, path = load_runs(runs_file)
     table = keep_where(all_runs, where)
     output.print_where(where, len(table), len(all_runs))
-    kw = structure_kw(structure, pool)
+    kw = structure_kw(structure, pool, format_effect)
     if pool_by:
         if kw:
             kw.setdefault("pool", []).append(f"gamma={pool_by}")

@@ -45,6 +45,15 @@ def fit_command(
     sigma_by: Annotated[str | None, typer.Option(
         "--sigma-by", help="bayes: run-table column with one noise sd per value.")] = None,
     sampler: Annotated[str, typer.Option(help="bayes: nutpie or pymc.")] = defaults.SAMPLER,
+    structure: Annotated[str | None, typer.Option(
+        "--structure", help="bayes: likelihood terms, comma-separated: cell, cell-d, seed, "
+                            "sigma-d, discrepancy (docs/bayes.md).")] = None,
+    pool: Annotated[list[str] | None, typer.Option(
+        "--pool", help="bayes: COEFS=COLUMN, pool these coefficients by this column, e.g. "
+                       "eps,n,d=dataset or gamma=operands (repeatable).")] = None,
+    format_effect: Annotated[str, typer.Option(
+        "--format-effect", help="bayes: parametric (Sun's (E+0.5)^delta (M+0.5)^nu) or flex "
+                                "(plus pooled per-E and per-M effects).")] = "parametric",
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
 ):
@@ -54,6 +63,7 @@ def fit_command(
     of starts and bootstraps the runs for intervals. --method bayes samples the posterior and
     exits with status 3 when the fit fails its diagnostics gate (the fit is still written).
     """
+    from bayesfp.cli.calibrate import structure_kw
     from bayesfp.laws import get_law
     from bayesfp.pipeline import inputs_kw, keep_where, load_runs, require_quantized
 
@@ -79,7 +89,8 @@ def fit_command(
                                 prior=prior,
                                 pooling=pooling, robust=robust, sigma_by=sigma_by,
                                 draws=draws, tune=tune, chains=chains, seed=seed,
-                                sampler=sampler))
+                                sampler=sampler,
+                                structure=structure_kw(structure, pool, format_effect)))
 
 
 def _point(table, path, law, n_boot, level, seed, out, inputs_kw, where):

@@ -1,0 +1,300 @@
+"""The structure terms of :mod:`bayesfp.bayes.structured` on NumPy draws: prediction from a fit.
+
+Everything here reads only a fit's posterior (an ``xarray.Dataset`` with dims ``chain, draw``)
+and its configuration (the JSON of ``attrs["bayesfp"]``), so predictions need no model object:
+:func:`predict_log_loss` is the posterior predictive log-loss of any runs under a structured fit,
+used by :meth:`bayesfp.bayes.structured.StructuredMixin.predict` and
+:func:`bayesfp.bayes.derived.predict_loss`.
+
+For runs in a cell (N, D), a seed of a cell, or an E / M level the fit has seen, the fitted
+effect is used; for an unseen one a fresh effect is drawn from the fitted population (one draw
+per unseen key, shared by its runs). The Brownian discrepancy is exact at fitted levels, a
+Brownian bridge between them and the edge value plus Normal(0, tau^2 * distance) beyond them.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from bayesfp.bayes.likelihood import standard_noise
+from bayesfp.bayes.priors import NO_POOLING_SD
+from bayesfp.laws.inputs import law_inputs
+from bayesfp.laws.registry import get_law
+
+# Law coefficients stored in a fit's posterior, by the names the law functions take.
+COEFFICIENT_NAMES = ("eps", "alpha", "beta", "log_n", "log_d", "delta", "nu", "log_gamma",
+                     "alpha_q", "beta_q", "log_gamma_w", "log_gamma_a", "log_gamma_kv")
+
+
+def cell_keys(df: pd.DataFrame) -> np.ndarray:
+    """One string per run naming its (N, D) cell."""
+    return (df["N"].astype(float).map("{:.9g}".format) + "|"
+            + df["D"].astype(float).map("{:.9g}".format)).to_numpy()
+
+
+def seed_keys(df: pd.DataFrame) -> np.ndarray:
+    """One string per run naming its (N, D, seed)."""
+    seed = df["seed"].astype(str) if "seed" in df else pd.Series("0", index=df.index)
+    return cell_keys(df) + "|" + seed.to_numpy()
+
+
+def cell_log_d(cells) -> np.ndarray:
+    """log D of each cell key (shape (cell,))."""
+    return np.array([np.log(float(c.split("|")[1])) for c in cells])
+
+
+def index_of(values, levels) -> np.ndarray:
+    """Position of each value in ``levels``, -1 where absent (int, shape (run,))."""
+    lookup = {v: i for i, v in enumerate(levels)}
+    return np.array([lookup.get(v, -1) for v in values], dtype=int)
+
+
+def draws_of(post, name: str) -> np.ndarray:
+    """A posterior variable as an array of shape (chain * draw, *other dims)."""
+    v = post[name]
+    extra = [d for d in v.dims if d not in ("chain", "draw")]
+    a = np.asarray(v.transpose("chain", "draw", *extra).values, dtype=float)
+    return a.reshape((-1,) + a.shape[2:])
+
+
+def bm_walk(levels, z: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Brownian motion at sorted levels from standard normal increments ``z`` (S, levels - 1)
+    and rates ``tau`` (S,), centred to mean zero over the levels: shape (S, levels)."""
+    gaps = np.sqrt(np.diff(np.asarray(levels, dtype=float)))
+    inc = tau[:, None] * z * gaps
+    walk = np.concatenate([np.zeros((inc.shape[0], 1)), np.cumsum(inc, -1)], -1)
+    return walk - walk.mean(-1, keepdims=True)
+
+
+def bm_at(logx: np.ndarray, levels, walk: np.ndarray, tau: np.ndarray, rng) -> np.ndarray:
+    """Brownian motion values at log inputs given its values ``walk`` (S, levels) at the fitted
+    levels: exact at a level, a Brownian bridge between levels, the edge value plus
+    Normal(0, tau^2 * distance) beyond the range. Shape (S, run); one draw per distinct input."""
+    lv = np.asarray(levels, dtype=float)
+    S = walk.shape[0]
+    out = np.empty((S, len(logx)))
+    cache = {}
+    for i, v in enumerate(np.round(logx, 9)):
+        if v in cache:
+            out[:, i] = cache[v]
+            continue
+        j = int(np.searchsorted(lv, v))
+        if j < len(lv) and abs(lv[j] - v) < 1e-9:
+            val = walk[:, j]
+        elif j == 0:
+            val = walk[:, 0] + tau * np.sqrt(lv[0] - v) * rng.standard_normal(S)
+        elif j == len(lv):
+            val = walk[:, -1] + tau * np.sqrt(v - lv[-1]) * rng.standard_normal(S)
+        else:
+            a, b = v - lv[j - 1], lv[j] - v
+            mean = (walk[:, j - 1] * b + walk[:, j] * a) / (a + b)
+            val = mean + tau * np.sqrt(a * b / (a + b)) * rng.standard_normal(S)
+        cache[v] = val
+        out[:, i] = val
+    return out
+
+
+def keyed_effect(fitted: np.ndarray, scale_new: np.ndarray, keys, levels, rng) -> np.ndarray:
+    """Per-run effects: ``fitted[:, j]`` (S, levels) where the key is level j, else
+    ``scale_new[:, i]`` (S, run) times one standard normal draw per unseen key. Shape (S, run)."""
+    idx = index_of(keys, levels)
+    S = scale_new.shape[0]
+    out = np.empty((S, len(idx)))
+    fresh = {}
+    for i, (k, j) in enumerate(zip(keys, idx, strict=True)):
+        if j >= 0:
+            out[:, i] = fitted[:, j]
+        else:
+            if k not in fresh:
+                fresh[k] = rng.standard_normal(S)
+            out[:, i] = scale_new[:, i] * fresh[k]
+    return out
+
+
+def structure_effects(post, info: Mapping, runs: pd.DataFrame, rng) -> np.ndarray:
+    """Cell, seed and discrepancy terms of runs' log-loss, shape (S, run)."""
+    st, lv, cD = info["structure"], info["levels"], info["centres"]["cD"]
+    S = post.sizes["chain"] * post.sizes["draw"]
+    n = len(runs)
+    out = np.zeros((S, n))
+    logd = np.log(runs["D"].to_numpy(dtype=float))
+    if st.get("cell_d"):
+        lt, b = draws_of(post, "log_tau_cell")[:, None], draws_of(post, "tau_cell_slope")[:, None]
+        tau_fit = np.exp(lt + b * (cell_log_d(lv["cells"])[None, :] - cD))
+        tau_new = np.exp(lt + b * (logd[None, :] - cD))
+        out += keyed_effect(tau_fit * draws_of(post, "z_cell"), tau_new, cell_keys(runs),
+                            lv["cells"], rng)
+    elif st.get("cell"):
+        tau = draws_of(post, "tau_cell")[:, None]
+        out += keyed_effect(tau * draws_of(post, "z_cell"), np.repeat(tau, n, 1),
+                            cell_keys(runs), lv["cells"], rng)
+    if st.get("seed_effect"):
+        tau = draws_of(post, "tau_seed")[:, None]
+        tau_fit, tau_new = tau, np.repeat(tau, n, 1)
+        if st.get("sigma_d"):
+            b = draws_of(post, "sigma_slope")[:, None]
+            tau_fit = tau * np.exp(b * (cell_log_d(lv["seed_cells"])[None, :] - cD))
+            tau_new = tau * np.exp(b * (logd[None, :] - cD))
+        out += keyed_effect(tau_fit * draws_of(post, "z_seed"), tau_new, seed_keys(runs),
+                            lv["seed_cells"], rng)
+    if st.get("discrepancy"):
+        for ax in ("N", "D"):
+            levels = lv[ax]
+            if len(levels) < 2:
+                continue
+            tau = draws_of(post, f"tau_d{ax}")
+            walk = bm_walk(levels, draws_of(post, f"z_d{ax}"), tau)
+            out += bm_at(np.log(runs[ax].to_numpy(dtype=float)), levels, walk, tau, rng)
+    return out
+
+
+def noise_sd(post, info: Mapping, D: np.ndarray) -> np.ndarray:
+    """Noise sd of log-loss for runs of D tokens, shape (S, run)."""
+    if info.get("structure", {}).get("sigma_d"):
+        return np.exp(draws_of(post, "log_sigma")[:, None] + draws_of(post, "sigma_slope")[:, None]
+                      * (np.log(np.asarray(D, dtype=float))[None, :] - info["centres"]["cD"]))
+    return draws_of(post, "sigma")[:, None] * np.ones((1, len(D)))
+
+
+def pool_offsets(post, info: Mapping, runs: pd.DataFrame, quantized: np.ndarray,
+                 rng) -> dict:
+    """Each pooled coefficient's offset per run, shape (S, run): the fitted group offset, a fresh
+    one from the fitted population for an unseen group, 0 for an unquantized run of a precision
+    coefficient."""
+    law = get_law(info["law"])
+    S = post.sizes["chain"] * post.sizes["draw"]
+    out = {}
+    for c, col in (info.get("pool") or {}).items():
+        if col not in runs:
+            raise ValueError(f"runs: column {col!r} (pooled {c} of the fit) is missing")
+        precision = c in law.penalty_params or c.startswith("gamma")
+        scale = (draws_of(post, f"tau_{c}") if info.get("pooling") in (None, "partial")
+                 else np.full(S, NO_POOLING_SD))
+        scale = np.repeat(scale[:, None], len(runs), 1)
+        off = keyed_effect(draws_of(post, f"{c}_offset"), scale,
+                           runs[col].astype(str).to_numpy(), info["pool_groups"][c], rng)
+        if precision:
+            off[:, ~quantized] = 0.0
+        out[c] = off
+    return out
+
+
+def apply_pool(p: dict, offsets: Mapping) -> dict:
+    """Add pooled offsets to law coefficients (``eps`` on the log scale, positive coefficients
+    through their ``log_`` form, exponents additively). Works on PyTensor and NumPy values."""
+    p = dict(p)
+    for c, off in offsets.items():
+        if c == "eps":
+            p["eps"] = p["eps"] * _exp(off)
+        else:
+            key = ("log_" + c) if ("log_" + c) in p else c
+            p[key] = p[key] + off
+    return p
+
+
+def _exp(v):
+    if isinstance(v, np.ndarray):
+        return np.exp(v)
+    import pytensor.tensor as pt
+
+    return pt.exp(v)
+
+
+def format_terms(p: dict, x: Mapping, terms: Mapping) -> dict:
+    """Fold per-E / per-M offsets of the log penalty (``terms["E"]``, ``terms["M"]``) and a free
+    power k of log2 B (``terms["k"]``) into ``log_gamma`` (the penalty is log2(B) / gamma times
+    the format factor). Works on PyTensor and NumPy values."""
+    if not terms or "log_gamma" not in p:
+        return p
+    p = dict(p)
+    lg = p["log_gamma"]
+    for ax in ("E", "M"):
+        if ax in terms:
+            lg = lg - terms[ax]
+    if "k" in terms:
+        lb = np.log(np.where(np.asarray(x["log2B"]) > 0, x["log2B"], 1.0))
+        lg = lg - (terms["k"] - 1.0) * lb
+    p["log_gamma"] = lg
+    return p
+
+
+def format_draws(post, info: Mapping, E: np.ndarray, M: np.ndarray, rng) -> dict:
+    """The flexible format terms for formats (E, M) from posterior draws, each (S, run); unseen
+    E or M levels get fresh Normal(0, tau_fmt) offsets."""
+    out = {}
+    if info.get("format_effect") == "flex":
+        tau = draws_of(post, "tau_fmt")
+        for ax, vals in (("E", E), ("M", M)):
+            levels = info["levels"][ax]
+            if len(levels) < 2:
+                continue
+            keys = np.asarray(vals).astype(int)
+            out[ax] = keyed_effect(draws_of(post, f"fmt_{ax}_offset"),
+                                   np.repeat(tau[:, None], len(keys), 1), list(keys),
+                                   levels, rng)
+    if info.get("log2b_power"):
+        out["k"] = draws_of(post, "log2b_power")[:, None]
+    return out
+
+
+def format_log_penalty(post, info: Mapping, E, M, seed: int = 0) -> np.ndarray:
+    """Posterior draws of the log format factor, -log gamma - delta log(E+0.5) -
+    nu log(M+0.5) plus the flexible offsets, for formats (E, M): shape (S, format)."""
+    rng = np.random.default_rng(seed)
+    E, M = np.asarray(E, dtype=float), np.asarray(M, dtype=float)
+    lp = (-draws_of(post, "log_gamma")[:, None] - draws_of(post, "delta")[:, None]
+          * np.log(E + 0.5) - draws_of(post, "nu")[:, None] * np.log(M + 0.5))
+    t = format_draws(post, info, E, M, rng)
+    for ax in ("E", "M"):
+        if ax in t:
+            lp = lp + t[ax]
+    return lp
+
+
+def predict_log_loss(post, info: Mapping, runs: pd.DataFrame, noise: bool = True,
+                     seed: int = 0, structure: bool = True) -> np.ndarray:
+    """Posterior predictive log-loss of runs under a structured fit.
+
+    Parameters
+    ----------
+    post : xarray.Dataset
+        The fit's posterior (dims ``chain, draw``).
+    info : mapping
+        The fit's configuration (``attrs["bayesfp"]`` parsed).
+    runs : pandas.DataFrame
+        Rows with N, D, E, M, B, operands (and ``seed`` and the pooled columns).
+    noise : bool
+        Add the observation noise (a new run's measured loss) or not (the mean).
+    seed : int
+        Seed of the noise and of the effects drawn for unseen cells, seeds, groups and levels.
+    structure : bool
+        Include the cell, seed and discrepancy terms (False: the law alone, with pooling and
+        format terms).
+
+    Returns
+    -------
+    numpy.ndarray, shape (chain * draw, run)
+        Log-loss (log nats/token).
+    """
+    rng = np.random.default_rng(seed)
+    law = get_law(info["law"])
+    runs = runs.reset_index(drop=True)
+    n = len(runs)
+    S = post.sizes["chain"] * post.sizes["draw"]
+    x = law_inputs(runs, **(info.get("inputs_kw") or {}))
+    x = {k: x[k] for k in law.inputs}
+    p = {k: draws_of(post, k)[:, None] for k in COEFFICIENT_NAMES if k in post}
+    p.update({k: float(v) for k, v in (info.get("fixed") or {}).items()})
+    quantized = x["log2B"] > 0 if "log2B" in x else np.zeros(n, dtype=bool)
+    p = apply_pool(p, pool_offsets(post, info, runs, quantized, rng))
+    if "E" in x:
+        p = format_terms(p, x, format_draws(post, info, x["E"], x["M"], rng))
+    with np.errstate(invalid="ignore", over="ignore"):
+        mu = np.log(np.asarray(law.loss(p, x, xp=np), dtype=float))
+    mu = np.broadcast_to(mu, (S, n)).copy()
+    if structure:
+        mu += structure_effects(post, info, runs, rng)
+    if noise:
+        mu += noise_sd(post, info, x["D"]) * standard_noise(rng, (S, n), info.get("robust"))
+    return mu
