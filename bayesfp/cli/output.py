@@ -9,8 +9,9 @@ from bayesfp.console import console, err_console
 # Exit status of a command whose fit failed its diagnostics gate (everything is still written).
 EXIT_GATE_FAILED = 3
 
-# N at which D_crit of a Bayesian fit is printed.
-REPORT_N = (1e8, 1e9, 1e10)
+# D_crit of a Bayesian fit is printed at the smallest and largest fitted N and this many times
+# the largest (marked with the factor).
+REPORT_N_FACTOR = 10.0
 
 _VERDICT = {"data-dominated": "data", "informed": "inf.", "weak": "WEAK",
             "prior-dominated": "PRIOR"}
@@ -34,6 +35,11 @@ def si(x: float) -> str:
         if abs(x) >= scale:
             return f"{x / scale:.3g}{suffix}"
     return f"{x:.3g}"
+
+
+def _factor(x: float, top: float) -> str:
+    """`` (12x)`` for a value beyond the runs' largest, ``""`` inside."""
+    return f" ({x / top:.3g}x)" if x > top * (1 + 1e-9) else ""
 
 
 def _g(x: float) -> str:
@@ -196,20 +202,28 @@ def derived_tables(fit, hdi_prob: float) -> list[Table]:
     pct = int(round(hdi_prob * 100))
     # A pooled fit has one precision sensitivity per group: D_crit is given for each group
     # (the global gamma of a pooled fit is the mean over groups, no group's value).
+    from bayesfp.bayes.io import fit_table
+
+    fitted = fit_table(fit, fitted_only=True)
+    n_lo, n_hi = float(fitted["N"].min()), float(fitted["N"].max())
+    d_hi = float(fitted["D"].max())
+    report_n = sorted({n_lo, n_hi, n_hi * REPORT_N_FACTOR})
     tables = []
     for g in list(info.get("groups") or []) or [None]:
-        dc = dv.d_crit(fit, REPORT_N, group=g)
+        dc = dv.d_crit(fit, report_n, group=g)
         h = dv.hdi(dc, hdi_prob)
         med = dc.median(("chain", "draw"))
         where = f", {info.get('pool_by')} = {g}" if g is not None else ""
         t = Table(title=f"Critical data size D_crit (tokens, B = 128{where}): "
-                        f"median [HDI {pct}%]", title_justify="left")
+                        f"median [HDI {pct}%]; (12x): beyond the largest fitted N or D",
+                  title_justify="left")
         t.add_column("N")
         for f in dc["format"].values:
             t.add_column(str(f), justify="right")
         for n in dc["N"].values:
-            t.add_row(si(float(n)), *[
-                f"{si(float(med.sel(N=n, format=f)))} "
+            t.add_row(si(float(n)) + _factor(float(n), n_hi), *[
+                f"{si(float(med.sel(N=n, format=f)))}"
+                f"{_factor(float(med.sel(N=n, format=f)), d_hi)} "
                 f"[{si(float(h.sel(N=n, format=f, ci_bound='lower')))}, "
                 f"{si(float(h.sel(N=n, format=f, ci_bound='upper')))}]"
                 for f in dc["format"].values])
