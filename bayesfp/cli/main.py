@@ -23,14 +23,14 @@ import signal
 import sys
 
 import typer
+
 # typer's own copy of click raises these (not click's classes)
 from typer._click.exceptions import ClickException, UsageError
 
 import bayesfp
-
+from bayesfp.cli import output
 from bayesfp.cli.calibrate import calibrate_command
 from bayesfp.cli.decide import decide_command
-from bayesfp.cli import output
 from bayesfp.cli.fit import fit_command
 from bayesfp.cli.pipeline import pipeline_command
 from bayesfp.cli.report import report_command

@@ -28,7 +28,9 @@ Tune = Annotated[int, typer.Option(
                  f"{defaults.TUNE} to pass the diagnostics gate).")]
 Chains = Annotated[int, typer.Option(min=1, help="Chains.")]
 Formats = Annotated[str, typer.Option(
-    help="Candidate formats, comma-separated: eXmY, eXmY/B, fp8_e4m3, bf16.")]
+    help="Candidate formats, comma-separated: eXmY, eXmY/B, fp8_e4m3, bf16. eXmY is the "
+         "finite convention of Sun et al. (e4m3: max 480); the hardware FP8 E4M3 is e4m3fn "
+         "(max 448); the laws see only E and M (docs/formats.md).")]
 Budget = Annotated[float | None, typer.Option(
     "--budget", help="Compute budget: FLOPs, or GPU-hours with --throughput.")]
 

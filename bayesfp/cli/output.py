@@ -385,6 +385,8 @@ def print_decision(result: dict, *, ranking: bool = True) -> None:
                   "about the format could still gain.", highlight=False)
     say(f"Cost model: {cost_model_text(result['situation'])} (--k, --b, --throughput); "
         "another cost model can change the choice.")
+    say("Formats: eXmY counts exponent and mantissa bits as Sun et al. (e4m3 finite, max 480); "
+        "the hardware FP8 E4M3 is e4m3fn (max 448), the same bits to the law (docs/formats.md).")
     if result["evpi_allocation"] is not None:
         say(f"EVPI of format and allocation together: {result['evpi_allocation']:.3g} "
             f"{result['units']}.")

@@ -31,7 +31,9 @@ DEFAULT_BLOCK = defaults.BLOCK
 DEFAULT_OPERANDS = "+".join(PAPER_OPERANDS)
 SUN_K = 6.0 / 16.0
 
-_EM = re.compile(r"^(?:fp\d+_)?e(\d+)m(\d+)$")
+# eXmY with an optional code convention (docs/formats.md): the laws see only E and M, so
+# e4m3 (finite, max 480) and e4m3fn (hardware FP8, max 448) are the same candidate bits.
+_EM = re.compile(r"^(?:fp\d+_)?e(\d+)m(\d+)(?:_?(finite|fn|ieee))?$")
 # Unquantized formats: (E, M) of the format the run actually trains in, no penalty.
 _UNQUANTIZED = {"bf16": (8, 7), "fp32": (8, 23)}
 
@@ -129,13 +131,16 @@ def parse_format(spec, block=DEFAULT_BLOCK, operands: str = DEFAULT_OPERANDS) ->
         return Format(name, e, m, "none", "none")
     hit = _EM.match(name)
     if hit is None:
-        raise BayesfpInputError(f"formats: unknown format {spec!r} (use e.g. e2m1, e4m3, e4m3/32, "
-                                "fp8_e4m3, bf16)")
+        raise BayesfpInputError(f"formats: unknown format {spec!r} (use e.g. e2m1, e4m3, e4m3fn, "
+                                "e4m3/32, fp8_e4m3, bf16)")
     e, m = int(hit.group(1)), int(hit.group(2))
     if e < 1:
         raise BayesfpInputError(f"formats: need at least one exponent bit, got {spec!r}")
+    if e > 8 or m > 23:
+        raise BayesfpInputError(f"formats: at most 8 exponent and 23 mantissa bits, got {spec!r}")
     bw = _block_word(b if b else block)
-    label = f"e{e}m{m}" + (f"/{bw}" if b else "")
+    conv = hit.group(3) if hit.group(3) not in (None, "finite") else ""
+    label = f"e{e}m{m}{conv}" + (f"/{bw}" if b else "")
     return Format(label, e, m, bw, operands)
 
 

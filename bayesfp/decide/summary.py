@@ -80,8 +80,8 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
         fitted); at a budget also ``N_interval``, ``D_interval`` of the per-draw optimum),
         ``evpi``, ``runner_up`` (the candidate with the next lowest expected loss: ``format``,
         ``loss_diff`` its expected loss minus the choice's in nats/token, ``interval`` the HDI of
-        that difference over draws, ``p_choice_lower``), ``evpi_allocation``, ``units``, ``hdi_prob``,
-        ``next_runs`` (list of dicts, best first, or None) and ``notes``.
+        that difference over draws, ``p_choice_lower``), ``evpi_allocation``, ``units``,
+        ``hdi_prob``, ``next_runs`` (list of dicts, best first, or None) and ``notes``.
     """
     p = decision.problem
     s, a = decision.summary, decision.actions
