@@ -176,7 +176,8 @@ def default_candidates(draws: PosteriorDraws, problem: DecisionProblem) -> list[
     Each candidate format at two model sizes (the median and the largest N of the fitted runs)
     and three token counts: the largest D fitted, four times it, and, for quantized formats of a
     Sun law, the posterior median of the critical data size D_crit at that N (clipped to
-    [smallest D, 100 x largest D]): where the penalty coefficients matter most.
+    [smallest D, 100 x largest D]): where the penalty coefficients matter most. Token counts
+    within 5% of one already listed for the same format and N are left out.
     """
     if draws.runs is None or len(draws.runs) == 0:
         raise BayesfpInputError("next_runs: these draws carry no run table; give candidate runs "
@@ -197,9 +198,10 @@ def default_candidates(draws: PosteriorDraws, problem: DecisionProblem) -> list[
                                         draws.law)
                 ds.append(float(np.clip(np.median(dc), d_lo, 100.0 * d_hi)))
             for d in ds:
-                key = (fmt.name, n, round(np.log(d), 6))
-                if key not in seen:
-                    seen.add(key)
+                # token counts within 5% of one already listed are the same run
+                if not any(f == fmt.name and m == n and abs(np.log(d / e)) < np.log(1.05)
+                           for f, m, e in seen):
+                    seen.add((fmt.name, n, d))
                     out.append(make_experiment(problem, fmt, n, d))
     return out
 

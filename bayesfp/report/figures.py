@@ -29,9 +29,27 @@ def _pct(prob: float) -> str:
     return f"{int(round(prob * 100))}%"
 
 
+# Markers cycled with the colours, so that up to 10 x 8 formats get distinct symbols.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def _format_colors(labels) -> dict:
     cmap = plt.get_cmap("tab10")
     return {f: cmap(i % 10) for i, f in enumerate(labels)}
+
+
+def _format_markers(labels) -> dict:
+    """A marker per label that changes whenever the colours of :func:`_format_colors` repeat."""
+    return {f: MARKERS[(i // 10) % len(MARKERS)] for i, f in enumerate(labels)}
+
+
+def _n_panels(Ns, max_panels: int = 6) -> list[tuple[float, float]]:
+    """Distinct N values grouped into at most ``max_panels`` ranges (lo, hi), in order."""
+    Ns = sorted(float(n) for n in Ns)
+    if len(Ns) <= max_panels:
+        return [(n, n) for n in Ns]
+    parts = np.array_split(np.array(Ns), max_panels)
+    return [(float(p[0]), float(p[-1])) for p in parts if len(p)]
 
 
 def _arviz_figure(pc) -> Figure:
@@ -227,15 +245,15 @@ def ppc_plot(pred: pd.DataFrame, prob: float = q.PROB) -> Figure:
     pred : pandas.DataFrame
         From :func:`bayesfp.report.quantities.predictive_table`.
     """
-    Ns = sorted(pred["N"].unique())
+    Ns = _n_panels(pred["N"].unique())
     ncol = min(len(Ns), 2)
     nrow = int(np.ceil(len(Ns) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH, 3.0 * nrow + 0.6), squeeze=False,
                              layout="constrained")
     fmts = sorted(pred["format"].unique(), key=lambda s: (s == "BF16", len(s), s))
-    colors = _format_colors(fmts)
-    for ax, n in zip(axes.flat, Ns, strict=False):
-        sub = pred[pred["N"] == n].sort_values("pred_median")
+    colors, markers = _format_colors(fmts), _format_markers(fmts)
+    for ax, (n0, n1) in zip(axes.flat, Ns, strict=False):
+        sub = pred[(pred["N"] >= n0) & (pred["N"] <= n1)].sort_values("pred_median")
         x = np.arange(len(sub))
         ax.fill_between(x, sub["pred_lo"], sub["pred_hi"], color="0.8", lw=0,
                         label=f"predictive {_pct(prob)}")
@@ -243,10 +261,11 @@ def ppc_plot(pred: pd.DataFrame, prob: float = q.PROB) -> Figure:
         for f in fmts:
             m = (sub["format"] == f).to_numpy()
             if m.any():
-                ax.plot(x[m], sub["observed"].to_numpy()[m], "o", ms=3, color=colors[f],
+                ax.plot(x[m], sub["observed"].to_numpy()[m], markers[f], ms=3, color=colors[f],
                         label=f)
         inside = float(sub["inside"].mean())
-        ax.set_title(f"N = {n:.3g}: {inside:.0%} inside", fontsize=10)
+        where = f"N = {n0:.3g}" if n0 == n1 else f"N = {n0:.3g} to {n1:.3g}"
+        ax.set_title(f"{where}: {inside:.0%} inside", fontsize=10)
         ax.set_xlabel("runs, sorted by predicted loss", fontsize=9)
         ax.set_ylabel("loss (nats/token)", fontsize=9)
         ax.tick_params(labelsize=8)
@@ -267,11 +286,15 @@ def residual_plot(pred: pd.DataFrame) -> Figure:
             pos = {c: i for i, c in enumerate(cats)}
             x = np.array([pos[c] for c in pred[col].astype(str)], dtype=float)
             ax.set_xticks(range(len(cats)))
-            ax.set_xticklabels(cats, fontsize=8)
+            ax.set_xticklabels(cats, fontsize=8, rotation=45, ha="right")
             x = x + rng.uniform(-0.2, 0.2, len(x))
         elif col in ("N", "D"):
+            from matplotlib.ticker import LogLocator, NullFormatter
+
             x = pred[col].to_numpy(dtype=float) * np.exp(rng.uniform(-0.08, 0.08, len(pred)))
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, numticks=4))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             x = pred[col].to_numpy(dtype=float) + rng.uniform(-0.2, 0.2, len(pred))
         ax.plot(x[quant], z[quant], ".", ms=3, color="tab:blue", alpha=0.6, label="quantized")
@@ -485,12 +508,23 @@ def decision_plot(decision) -> Figure:
     y = np.arange(len(names))
     for ax, (c, lab) in zip(axes[0], cols, strict=True):
         v = d.candidates[c].to_numpy(dtype=float)
-        ax.barh(y, v, color="tab:green" if c == "p_best" else "tab:gray")
+        if c == "expected_loss":
+            # a dot and its interval: a bar would measure the loss from an axis cut off at
+            # some arbitrary value
+            iv = d.candidates.get("interval")
+            if iv is not None and iv.notna().all():
+                lo = np.array([float(a[0]) for a in iv])
+                hi = np.array([float(a[1]) for a in iv])
+                ax.errorbar(v, y, xerr=[v - lo, hi - v], fmt="o", color="tab:gray",
+                            ecolor="0.5", capsize=3)
+                lab = f"{lab}, HDI {_pct(d.scalars.get('hdi_prob', q.PROB))}"
+            else:
+                ax.plot(v, y, "o", color="tab:gray")
+        else:
+            ax.barh(y, v, color="tab:green" if c == "p_best" else "tab:gray")
+            ax.set_xlim(left=0)
         ax.set_xlabel(lab, fontsize=9)
         ax.tick_params(labelsize=8)
-        if c == "expected_loss" and np.all(np.isfinite(v)):
-            span = v.max() - v.min()
-            ax.set_xlim(v.min() - 0.2 * span - 1e-9, v.max() + 0.1 * span + 1e-9)
     axes[0, 0].set_yticks(y)
     axes[0, 0].set_yticklabels(names)
     axes[0, 0].invert_yaxis()

@@ -357,10 +357,11 @@ def diagnostics(ctx: Context, sink) -> str:
                  f"{ctx.info['gate'].get('thresholds', {}).get('ess_min', 400)}.")
             + table(summ, fmt)
             + "<h3>Divergences and energy per chain</h3>" + table(chains)
-            + sink(F.rank_plot(ctx.tree), "rank",
+            + sink(F.rank_plot(ctx.thinned), "rank",
                    "Rank plots (fractional-rank Delta-ECDF per chain) of the sampled "
-                   "variables: chains that sample the same distribution stay inside the "
-                   "envelope.")
+                   f"variables, on {q.PLOT_DRAWS} draws at most (every k-th of each chain): "
+                   "chains that sample the same distribution stay near zero. The rank test "
+                   "behind the verdict uses every draw.")
             + sink(F.energy_plot(ctx.tree), "energy",
                    "Marginal energy against energy transitions, with E-BFMI per chain "
                    "(below 0.3: the sampler explores the tails poorly)."))
