@@ -2,7 +2,8 @@
 
 The page needs nothing from outside: figures are base64 PNG ``data:`` URIs, tables are HTML,
 the style sheet is inline, and there is no script. It reads on a laptop screen (a 1100 px
-column with a table of contents) and opens offline.
+column with a table of contents, every table in a horizontal scroll container; on a phone the
+margins shrink) and opens offline.
 """
 
 import base64
@@ -69,9 +70,14 @@ figure { margin: 12px 0 20px; }
 figure img { max-width: 100%; height: auto; display: block; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
 .side { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
-.side figure { flex: 1 1 560px; margin-top: 0; }
-.side .table-wrap { flex: 0 1 auto; }
+.side figure { flex: 1 1 560px; margin-top: 0; min-width: 0; }
+.side .table-wrap { flex: 0 1 auto; min-width: 0; max-width: 100%; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+@media (max-width: 700px) {
+  main { padding: 12px 12px 40px; }
+  nav.toc ol { columns: 1; }
+  .verdict { padding: 10px; }
+}
 """
 
 
