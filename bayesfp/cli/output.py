@@ -22,6 +22,15 @@ def say(text: str, style: str | None = None) -> None:
     console.print(text, style=style, highlight=False)
 
 
+def show(table: Table) -> None:
+    """Print a table; plain ASCII borders when stdout is not a terminal."""
+    from rich import box
+
+    if not console.is_terminal:
+        table.box = box.ASCII
+    console.print(table)
+
+
 def warn(text: str, lines=()) -> None:
     """A bold red warning on stderr, with indented detail lines."""
     err_console.print(text, style="bold red", highlight=False)
@@ -98,7 +107,7 @@ def print_runs_summary(table, report, source) -> None:
         summary.add_row("diverged", _ids(list(report.diverged)), style="yellow")
     if report.failed:
         summary.add_row("failed", _ids(list(report.failed)), style="yellow")
-    console.print(summary)
+    show(summary)
     say(report.excluded_message(), style="yellow" if report.n_excluded else "green")
 
 
@@ -111,7 +120,7 @@ def print_coverage(checks) -> None:
         missing = ", ".join(map(str, c.missing[:6])) + (" ..." if len(c.missing) > 6 else "")
         table.add_row(c.name, c.required, c.found, "yes" if c.met else "no", missing,
                       style=None if c.met else "yellow")
-    console.print(table)
+    show(table)
     n_unmet = sum(not c.met for c in checks)
     say(f"{len(checks) - n_unmet} of {len(checks)} requirements met",
         style="green" if not n_unmet else "yellow")
@@ -133,22 +142,37 @@ def print_point_fit(fit, level: float, n_boot: int, derived: dict | None) -> Non
     for col in ("coefficient", "estimate", "lo", "hi", "note"):
         t.add_column(col, justify="left" if col in ("coefficient", "note") else "right")
     for name, row in fit.summary(level).iterrows():
-        t.add_row(name, f"{row['estimate']:.5g}", f"{row['lo']:.5g}", f"{row['hi']:.5g}",
-                  "fixed" if row["fixed"] else "")
-    console.print(t)
+        lo, hi = (("-", "-") if not np.isfinite([row["lo"], row["hi"]]).all() else
+                  (f"{row['lo']:.5g}", f"{row['hi']:.5g}"))
+        t.add_row(name, f"{row['estimate']:.5g}", lo, hi,
+                  "fixed" if row["fixed"] else ("no bootstrap" if lo == "-" else ""))
+    show(t)
     say(f"residual sd of log-loss: {float(np.std(fit.residuals)):.4g}; "
         f"objective {fit.objective:.4g}")
     if derived is None:
         return
     dc = derived["dcrit"]
-    t = Table(title=f"critical data size D_crit (tokens) at B = {2 ** derived['log2B']:.0f}",
-              title_justify="left")
-    t.add_column("N")
-    for c in dc.columns:
-        t.add_column(c, justify="right")
-    for n, row in dc.iterrows():
-        t.add_row(si(n), *[si(v) for v in row])
-    console.print(t)
+    title = f"critical data size D_crit (tokens) at B = {2 ** derived['log2B']:.0f}"
+
+    def by_n():  # one row per N, one column per format
+        t = Table(title=title, title_justify="left")
+        t.add_column("N", no_wrap=True)
+        for c in dc.columns:
+            t.add_column(c, justify="right", no_wrap=True)
+        for n, row in dc.iterrows():
+            t.add_row(si(n), *[si(v) for v in row])
+        return t
+
+    def by_format():  # transposed, when there are more formats than fit across
+        t = Table(title=title, title_justify="left")
+        t.add_column("format", no_wrap=True)
+        for n in dc.index:
+            t.add_column(f"N = {si(n)}", justify="right", no_wrap=True)
+        for c in dc.columns:
+            t.add_row(str(c), *[si(v) for v in dc[c]])
+        return t
+
+    show(_fitting([by_n, by_format]))
     say("best (E, M) per bit width P: " + ", ".join(
         f"P{P}: {r['format']}" for P, r in derived["best_split"].iterrows()))
 
@@ -245,9 +269,9 @@ def print_bayes_fit(fit, hdi_prob: float) -> None:
     from bayesfp.bayes.io import fit_info
 
     info = fit_info(fit)
-    console.print(coefficient_table(fit, hdi_prob))
+    show(coefficient_table(fit, hdi_prob))
     for t in derived_tables(fit, hdi_prob):
-        console.print(t)
+        show(t)
     if info["excluded"]:
         text = ", ".join(f"{v} {k}" for k, v in info["excluded"].items())
         say(f"excluded from the likelihood: {text}", style="yellow")
