@@ -124,6 +124,14 @@ CASES = {
                                   "-o", "{DIR}"], "is a folder"),
     "decision out not json": (["decide", "{SHIPPED}", "--budget", "1e20", "--group", "w",
                                "-o", "d.csv"], "expected a .json file"),
+    "unknown cost model": (["decide", "{SHIPPED}", "--budget", "1e20", "--group", "w",
+                            "--cost", "nope"], "unknown cost model"),
+    "k with throughput": (["decide", "{SHIPPED}", "--budget", "1e20", "--group", "w",
+                           "--throughput", "{FILE}", "--k", "1"], "--k: a --throughput"),
+    "report n-factor below 1": (["report", "{SHIPPED}", "-o", "rep", "--n-factor", "0.5"],
+                                "--n-factor"),
+    "E9M40 candidate": (["decide", "{SHIPPED}", "--budget", "1e20", "--group", "w",
+                         "--formats", "e9m40"], "at most 8 exponent"),
     # report
     "report out is a file": (["report", "{SHIPPED}", "-o", "{FILE}"], "is a file"),
 }

@@ -106,3 +106,13 @@ def test_fixed_n_with_throughput_needs_no_reference_size():
                      throughput={"e4m3": 2000.0, "bf16": 1000.0})
     assert p.cost.unit == "GPU-hours"
     assert np.isclose(p.cost.cost(p.formats[0], 1e8, 7.2e7), 10.0)
+
+
+def test_flat_cost_charges_every_format_as_bf16():
+    from bayesfp.decide.problem import make_problem
+
+    bits = make_problem("e2m1,e4m3,bf16", budget=1e20)
+    flat = make_problem("e2m1,e4m3,bf16", budget=1e20, cost="flat")
+    # 6/16 FLOPs per parameter, token and bit: 1.5, 3 and 6 per bit width; flat: 6 for all
+    assert [bits.cost.rate(f) for f in bits.formats] == [1.5, 3.0, 6.0]
+    assert [flat.cost.rate(f) for f in flat.formats] == [6.0, 6.0, 6.0]

@@ -12,6 +12,7 @@ from bayesfp.cli import output
 
 
 def decide_command(
+    ctx: typer.Context,
     fit_file: opt.FitFile,
     budget: opt.Budget = None,
     N: Annotated[float | None, typer.Option("--N", help="Fixed non-embedding parameters.")] = None,
@@ -19,6 +20,10 @@ def decide_command(
     formats: opt.Formats = defaults.FORMATS,
     block: Annotated[str, typer.Option(
         help="Block size of quantized candidates: an integer or channel.")] = str(defaults.BLOCK),
+    cost: Annotated[str, typer.Option(
+        help="FLOP cost model: bits (C = k (P + b) N D: fewer bits, more compute for the budget) "
+             "or flat (C = k (16 + b) N D for every format). It can decide the answer.")] =
+        "bits",
     k: Annotated[float, typer.Option(
         help="FLOP cost C = k (P + b) N D: FLOPs per parameter, token and bit.")] = 6.0 / 16.0,
     b: Annotated[float, typer.Option(help="Bits added to P in the FLOP cost.")] = 0.0,
@@ -47,10 +52,12 @@ def decide_command(
     from bayesfp.jsonfile import write_json
 
     out = opt.output_file(out, (".json",))
+    if throughput is not None:
+        opt.refuse_ignored(ctx, ("k", "b", "cost"), "a --throughput cost model replaces it")
     result = decision_for_report(fit_file, budget=budget, N=N, D=D, formats=formats,
                                  block=block, k=k, b=b, throughput=throughput, price=price,
                                  next_runs="auto" if next_runs is None else next_runs,
-                                 hdi_prob=hdi_prob, seed=seed, group=group)
+                                 hdi_prob=hdi_prob, seed=seed, group=group, cost=cost)
     passed = result["fit"]["gate_passed"]
     if not passed:
         output.warn("warning: this fit FAILED its diagnostics gate; the decision below rests on "

@@ -171,9 +171,15 @@ def parse_formats(specs, block=DEFAULT_BLOCK, operands: str = DEFAULT_OPERANDS) 
 # ---------------------------------------------------------------------------------------------
 
 
+# FLOP cost models: proportional to the format's bits, or the same for every format.
+COST_MODELS = ("bits", "flat")
+
+
 @dataclass(frozen=True)
 class FlopCost:
-    """Training compute ``C = k (P + b) N D`` FLOPs.
+    """Training compute ``C = k (P + b) N D`` FLOPs (``per_bit``), or ``C = k (16 + b) N D``
+    for every format (compute that does not depend on the format, as on hardware without
+    faster low-precision arithmetic).
 
     Parameters
     ----------
@@ -181,10 +187,13 @@ class FlopCost:
         FLOPs per parameter, token and bit (Sun et al.: 6/16, so BF16 costs ``6 N D``).
     b : float
         Bits added to P (fixed overhead of the high-precision parts; Sun et al.: 0).
+    per_bit : bool
+        Cost proportional to the format's bits P (default); False: every format costs as BF16.
     """
 
     k: float = SUN_K
     b: float = 0.0
+    per_bit: bool = True
     unit: str = "FLOPs"
     scales_with_N: bool = True
 
@@ -193,8 +202,8 @@ class FlopCost:
             raise BayesfpInputError(f"k: must be positive, got {self.k}")
 
     def rate(self, fmt: Format) -> float:
-        """Cost per parameter per token, ``k (P + b)`` (FLOPs)."""
-        r = self.k * (fmt.P + self.b)
+        """Cost per parameter per token, ``k (P + b)`` (FLOPs; P = 16 unless ``per_bit``)."""
+        r = self.k * ((fmt.P if self.per_bit else 16) + self.b)
         if not r > 0:
             raise BayesfpInputError(f"b: k (P + b) must be positive for {fmt.name}, got {r}")
         return r
@@ -344,7 +353,7 @@ def _positive(name: str, v) -> float | None:
 
 def make_problem(formats=DEFAULT_FORMATS, budget=None, N=None, D=None, block=DEFAULT_BLOCK,
                  k: float = SUN_K, b: float = 0.0, throughput=None, price: float | None = None,
-                 operands: str = DEFAULT_OPERANDS) -> DecisionProblem:
+                 operands: str = DEFAULT_OPERANDS, cost: str = "bits") -> DecisionProblem:
     """Build and check a :class:`DecisionProblem` from user input.
 
     Parameters
@@ -363,6 +372,9 @@ def make_problem(formats=DEFAULT_FORMATS, budget=None, N=None, D=None, block=DEF
         Measured tokens/s per format (CSV ``format, tokens_per_s[, N]``): costs in GPU-hours.
     price : float, optional
         Loss per unit of cost (nats/token per FLOP or per GPU-hour).
+    cost : str
+        FLOP cost model: ``bits`` (``k (P + b) N D``, cheaper formats buy more compute) or
+        ``flat`` (``k (16 + b) N D`` for every format).
 
     Raises
     ------
@@ -381,8 +393,11 @@ def make_problem(formats=DEFAULT_FORMATS, budget=None, N=None, D=None, block=DEF
     price = 0.0 if price is None else float(price)
     if not (np.isfinite(price) and price >= 0):
         raise BayesfpInputError(f"price: must be a finite number >= 0, got {price}")
+    if cost not in COST_MODELS:
+        raise BayesfpInputError(f"cost: unknown cost model {cost!r}; choose "
+                                f"{' or '.join(COST_MODELS)}")
     if throughput is None:
-        cost = FlopCost(float(k), float(b))
+        cost = FlopCost(float(k), float(b), per_bit=cost == "bits")
     elif isinstance(throughput, ThroughputCost):
         cost = throughput
     elif isinstance(throughput, Mapping):

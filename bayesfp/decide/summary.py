@@ -101,7 +101,8 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
             row["D_interval"] = [float(v) for v in al["D_hdi"]]
         cands.append(row)
     cost = p.cost
-    cost_model = ({"kind": "flops", "k": cost.k, "b": cost.b} if cost.unit == "FLOPs" else
+    cost_model = ({"kind": "flops", "k": cost.k, "b": cost.b, "per_bit": cost.per_bit}
+                  if cost.unit == "FLOPs" else
                   {"kind": "throughput", "tokens_per_s": dict(cost.tokens_per_s),
                    "N_ref": dict(cost.N_ref) if cost.N_ref else None})
     notes = []
@@ -159,14 +160,14 @@ def decision_to_dict(decision: Decision, ranking: pd.DataFrame | None = None,
 def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMATS,
                         block=DEFAULT_BLOCK, k: float = SUN_K, b: float = 0.0, throughput=None,
                         price=None, next_runs="auto", hdi_prob: float = 0.9, seed: int = 0,
-                        group: str | None = None) -> dict:
+                        group: str | None = None, cost: str = "bits") -> dict:
     """The decision section of a report, as a plain dict.
 
     Parameters
     ----------
     fit : xarray.DataTree, path or PosteriorDraws
         A Bayesian fit (or draws already extracted).
-    budget, N, D, formats, block, k, b, throughput, price
+    budget, N, D, formats, block, k, b, throughput, price, cost
         The decision problem (see :func:`bayesfp.decide.problem.make_problem`).
     next_runs : "auto", None or path
         Candidate runs to rank (see :func:`solve`).
@@ -193,7 +194,7 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
     if not 0.0 < hdi_prob < 1.0:
         raise BayesfpInputError(f"hdi_prob: must lie in (0, 1), got {hdi_prob}")
     problem = make_problem(formats, budget=budget, N=N, D=D, block=block, k=k, b=b,
-                           throughput=throughput, price=price)
+                           throughput=throughput, price=price, cost=cost)
     about = None
     if isinstance(fit, PosteriorDraws):
         draws = fit
@@ -212,6 +213,7 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
     result["inputs"] = {
         "formats": [f.name for f in problem.formats], "block": str(block), "budget": _f(budget),
         "N": _f(N), "D": _f(D), "k": float(k), "b": float(b),
+        "cost": None if throughput is not None else cost,
         "throughput": None if throughput is None or not isinstance(throughput, (str, Path))
         else str(throughput), "price": float(problem.price), "group": group,
         "next_runs": next_runs if next_runs in (None, "auto", "none") else str(next_runs),
@@ -236,6 +238,8 @@ def replay_command(path, inputs: dict) -> str:
     if inputs.get("throughput"):
         parts += ["--throughput", inputs["throughput"]]
     else:
+        if inputs.get("cost") not in (None, "bits"):
+            parts += ["--cost", str(inputs["cost"])]
         if inputs.get("k") != SUN_K:
             parts += ["--k", repr(inputs["k"])]
         if inputs.get("b"):

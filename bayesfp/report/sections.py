@@ -166,6 +166,8 @@ def rank_flags(tree, alpha: float = RANK_ALPHA, bins: int = 20) -> list[str]:
 def _cost_text(sit: dict) -> str:
     cm = sit.get("cost_model") or {}
     if cm.get("kind") == "flops":
+        if not cm.get("per_bit", True):
+            return f"cost = {cm['k']:.3g} (16 + {cm['b']:.3g}) N D FLOPs for every format"
         return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
     if cm.get("kind") == "throughput":
         return "cost in GPU-hours from measured tokens/s per format"
