@@ -298,6 +298,8 @@ def cost_model_text(sit: dict) -> str:
     """The cost model of a decision in words: ``"cost = 0.375 (P + 0) N D FLOPs"``."""
     cm = sit.get("cost_model") or {}
     if cm.get("kind") == "flops":
+        if not cm.get("per_bit", True):
+            return f"cost = {cm['k']:.3g} (16 + {cm['b']:.3g}) N D FLOPs for every format"
         return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
     if cm.get("kind") == "throughput":
         return "cost = GPU-hours from measured tokens/s per format"
