@@ -114,8 +114,11 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     -------
     xarray.DataTree
         The fit (:meth:`bayesfp.bayes.models.LawModel.fit`); its gate result is in
-        ``fit.attrs["gate_passed"]``.
+        ``fit.attrs["gate_passed"]``, the within-range checks
+        (:func:`bayesfp.bayes.checks.within_range`) in its record under ``within_range``.
     """
+    from bayesfp.bayes.checks import within_range
+    from bayesfp.bayes.info import fit_info, set_info
     from bayesfp.bayes.io import save_fit
     from bayesfp.bayes.models import model_for
     from bayesfp.bayes.structured import parse_pool, structured_model
@@ -133,6 +136,9 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     else:
         model = model_for(law, table, pool_by=pool_by, centred=centred, **common)
     fit = model.fit()
+    info = fit_info(fit)
+    info["within_range"] = within_range(fit)
+    set_info(fit, info)
     if out is not None:
         save_fit(fit, out)
     return fit

@@ -11,11 +11,13 @@ contrast of the runs with the same contrast under every posterior draw:
   operands, seed) give a raw loss difference between two formats, or between a format and its
   BF16 baseline (the paired penalty); the posterior's difference should cover it.
 
-Both take the mean loss draws of the runs, shape (draw, run), so they work with any model (e.g.
-``bayesfp.bayes.derived.predict_loss(fit, runs, noise=False)`` or a structured model's
-``predict(..., noise=False)`` exponentiated).
+Both take the mean loss draws of the runs, shape (draw, run), so they work with any model;
+:func:`law_mean_draws` gives them for a fit (the law alone, without cell or seed effects) and
+:func:`within_range` runs both on a fit's own runs (stored by
+:func:`bayesfp.pipeline.fit_bayes` in the fit's record as ``within_range``).
 """
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -141,3 +143,61 @@ def paired_contrast_check(runs: pd.DataFrame, mean_draws: np.ndarray, a: tuple[i
                   "model_median": float(np.median(mod)), "model_lo": float(lo),
                   "model_hi": float(hi), "p_a_better": float(np.mean(mod < 0)),
                   "covered": bool(lo <= obs <= hi)}
+
+
+def law_mean_draws(tree, runs: pd.DataFrame) -> np.ndarray:
+    """The law's mean loss (nats/token) of runs under each posterior draw, shape (draw, run):
+    the law with its pooled and format terms, without cell, seed or discrepancy terms."""
+    from bayesfp.bayes.derived import predict_loss
+    from bayesfp.bayes.io import fit_info
+    from bayesfp.bayes.terms import predict_log_loss
+
+    info = fit_info(tree)
+    if info.get("structure"):
+        return np.exp(predict_log_loss(tree["posterior"].to_dataset(), info, runs, noise=False,
+                                       structure=False))
+    pred = predict_loss(tree, runs, noise=False)
+    a = np.asarray(pred.transpose("chain", "draw", "run").values, dtype=float)
+    return a.reshape(-1, a.shape[-1])
+
+
+def within_range(tree, p_confident: float = 0.6) -> dict:
+    """Both within-range checks of a fit on its own fitted runs.
+
+    Returns
+    -------
+    dict
+        ``slope_steps`` and ``slope_flagged`` (:func:`d_slope_check` steps and those flagged),
+        ``flagged_steps`` (their rows as dicts), ``pairs`` (one entry per two formats of the same
+        total bits with paired runs: ``a``, ``b``, ``pairs``, ``observed``, ``a_wins``,
+        ``p_a_better``, ``disagrees``: the data favour one format in most pairs and on average
+        while the posterior favours the other with probability above ``p_confident``) and
+        ``passed`` (no flagged step, no disagreement).
+    """
+    from bayesfp.bayes.io import fit_table
+
+    runs = fit_table(tree, fitted_only=True)
+    mean = law_mean_draws(tree, runs)
+    steps = d_slope_check(runs, mean)
+    quant = runs[runs["operands"].astype(str) != "none"]
+    fmts = sorted({(int(e), int(m)) for e, m in zip(quant["E"], quant["M"], strict=True)})
+    pairs = []
+    for i, a in enumerate(fmts):
+        for b in fmts[i + 1:]:
+            if sum(a) != sum(b):
+                continue
+            r = paired_contrast_check(runs, mean, a, b)
+            if r["pairs"] == 0:
+                continue
+            data_a = r["observed"] < 0 and r["a_wins"] > 0.5
+            data_b = r["observed"] > 0 and r["a_wins"] < 0.5
+            dis = bool((data_a and r["p_a_better"] < 1 - p_confident)
+                       or (data_b and r["p_a_better"] > p_confident))
+            pairs.append({"a": f"E{a[0]}M{a[1]}", "b": f"E{b[0]}M{b[1]}", "pairs": r["pairs"],
+                          "observed": r["observed"], "a_wins": r["a_wins"],
+                          "p_a_better": r["p_a_better"], "disagrees": dis})
+    flagged = steps[steps["flagged"]] if len(steps) else steps
+    return {"slope_steps": int(len(steps)), "slope_flagged": int(len(flagged)),
+            "flagged_steps": json.loads(flagged.to_json(orient="records")) if len(flagged)
+            else [], "pairs": pairs,
+            "passed": bool(len(flagged) == 0 and not any(p["disagrees"] for p in pairs))}

@@ -136,8 +136,14 @@ def split_probabilities(tree: xr.DataTree, P: Sequence[int] = tuple(range(4, 13)
     p = {k: (v.ravel() if isinstance(v, np.ndarray) else v) for k, v in p.items()}
     Es = list(range(e_min, e_max + 1))
     out = np.full((len(P), len(Es)), np.nan)
+    flex = fit_info(tree).get("format_effect") == "flex" and group is None
     for i, bits in enumerate(P):
         cands, logpen = law_derived.split_log_penalty(p, int(bits), law, e_min, e_max)
+        if flex:  # per-E / per-M effects of a structured fit (fresh ones for unseen levels)
+            from bayesfp.bayes.terms import format_log_penalty
+
+            logpen = format_log_penalty(tree["posterior"].to_dataset(), fit_info(tree),
+                                        [c[0] for c in cands], [c[1] for c in cands])
         best = np.argmin(logpen, axis=-1)
         for j, (e, _m) in enumerate(cands):
             out[i, Es.index(e)] = float(np.mean(best == j))

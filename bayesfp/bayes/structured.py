@@ -15,7 +15,9 @@ structured models add, on log-loss (log nats/token),
 with each term an option:
 
 ``cell``
-    :math:`c \\sim \\mathrm{Normal}(0, \\tau_{cell})` per (N, D) cell (non-centred).
+    :math:`c \\sim \\mathrm{Normal}(0, \\tau_{cell})` per (N, D) cell (non-centred; with
+    ``centred=True`` sampled directly as ``cell_effect``, better when the runs pin each cell
+    down).
 ``cell_d``
     the cell effects' sd depends on D,
     :math:`\\log \\tau_{cell}(D) = \\log \\tau_c + b_c (\\log D - c_D)` (implies ``cell``).
@@ -199,7 +201,8 @@ class StructuredMixin:
 
     def config(self) -> dict:
         out = super().config()
-        out.update({"structure": {k: getattr(self, k) for k in STRUCTURE},
+        out.update({"structure": {k: getattr(self, k) for k in STRUCTURE}
+                    | {"centred": self.centred},
                     "format_effect": self.format_effect, "log2b_power": self.log2b_power,
                     "levels": {"cells": getattr(self, "cells", []),
                                "seed_cells": getattr(self, "seed_cells", []),
@@ -283,6 +286,11 @@ class StructuredMixin:
                 z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
                 tau = pt.exp(lt + slope * (self.cell_logD - self.centres["cD"]))
                 mu = mu + (tau * z)[self.cell_idx]
+            elif self.cell and self.centred:
+                tau = self.priors["tau_cell"].to_pymc("tau_cell")
+                c = pm.Normal("cell_effect", 0.0, tau, dims="cell")
+                pm.Deterministic("z_cell", c / tau, dims="cell")
+                mu = mu + c[self.cell_idx]
             elif self.cell:
                 tau = self.priors["tau_cell"].to_pymc("tau_cell")
                 z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")

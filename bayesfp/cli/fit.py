@@ -131,5 +131,25 @@ def _bayes(table, path, law, out, level, inputs_kw, where, **settings) -> int:
                                          "inputs_kw": dict(inputs_kw), **settings})
     save_fit(fit, out)
     output.print_bayes_fit(fit, level)
+    _warn_within_range(fit)
     output.say(f"fit written to {out}")
     return 0 if fit.attrs["gate_passed"] else output.EXIT_GATE_FAILED
+
+
+def _warn_within_range(fit) -> None:
+    """Say where the posterior contradicts the runs inside their own range."""
+    from bayesfp.bayes.info import fit_info
+
+    wr = fit_info(fit).get("within_range")
+    if not wr or wr["passed"]:
+        return
+    lines = []
+    if wr["slope_flagged"]:
+        lines.append(f"{wr['slope_flagged']} of {wr['slope_steps']} loss-vs-D steps of a series "
+                     "fall in the runs but rise under the posterior (D_crit inside the data)")
+    for p in wr["pairs"]:
+        if p["disagrees"]:
+            lines.append(f"{p['a']} vs {p['b']}: {p['a']} lower in {p['a_wins']:.0%} of "
+                         f"{p['pairs']} paired runs (mean {p['observed']:+.4f} nats), posterior "
+                         f"P({p['a']} better) {p['p_a_better']:.2f}")
+    output.warn("the posterior contradicts the runs inside their range:", lines)
