@@ -40,3 +40,27 @@ def test_readme_decide_reproduces_the_shipped_decision(tmp_path, monkeypatch, ca
     assert got["command"] == " ".join(["bayesfp", *_readme_command()])
     if "inputs" in shipped:
         assert got["inputs"] == shipped["inputs"]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_decision_table_keeps_its_answer_columns(monkeypatch, capsys, width):
+    """Piped output (not a terminal) at 80 and 120 columns: plain ASCII, no line wider than the
+    console, and every candidate's P(best), regret and verdict on its row."""
+    from bayesfp.cli import output
+
+    shipped = json.loads((ROOT / "reports" / "runs" / "decision.json").read_text())
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(output.console, "width", width)
+    with pytest.raises(SystemExit) as info:
+        main([*_readme_command(), "--next-runs", "none"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(ln) for ln in lines) <= width
+    assert all(ord(ch) < 128 for ch in out)
+    header = next(ln for ln in lines if "P(best)" in ln)
+    assert "regret" in header and "verdict" in header
+    for c in shipped["candidates"]:
+        row = next(ln for ln in lines if ln.startswith(f"| {c['format']} "))
+        cells = [x.strip() for x in row.strip("|").split("|")]
+        assert f"{c['p_best']:.2f}" in cells and c["verdict"] in cells
