@@ -310,8 +310,9 @@ def residual_plot(pred: pd.DataFrame) -> Figure:
 
 
 def loo_pit_plot(tree: xr.DataTree) -> Figure:
-    """LOO-PIT Delta-ECDF of the fitted runs' log-loss with its simultaneous envelope
-    (``arviz.plot_loo_pit``). Inside the envelope: the predictive distributions are calibrated."""
+    """LOO-PIT Delta-ECDF of the fitted runs' log-loss (``arviz.plot_loo_pit``), with the
+    p-value of ArviZ's uniformity test. Near zero: the predictive distributions are
+    calibrated."""
     import arviz as az
 
     pc = az.plot_loo_pit(q.loo_pit_tree(tree), figure_kwargs={"figsize": (WIDTH * 0.6, 3.0),

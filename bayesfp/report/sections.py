@@ -362,8 +362,10 @@ def diagnostics(ctx: Context, sink) -> str:
             + sink(F.rank_plot(ctx.thinned), "rank",
                    "Rank plots (fractional-rank Delta-ECDF per chain) of the sampled "
                    f"variables, on {q.PLOT_DRAWS} draws at most (every k-th of each chain): "
-                   "chains that sample the same distribution stay near zero. The rank test "
-                   "behind the verdict uses every draw.")
+                   "chains that sample the same distribution stay near zero. Each panel gives "
+                   "the p-value of ArviZ's uniformity test on these draws, which treats them "
+                   "as independent and so runs low for autocorrelated chains; the rank test "
+                   "behind the verdict first thins each chain to its bulk ESS.")
             + sink(F.energy_plot(ctx.tree), "energy",
                    "Marginal energy against energy transitions, with E-BFMI per chain "
                    "(below 0.3: the sampler explores the tails poorly)."))
@@ -444,7 +446,8 @@ def fit_quality(ctx: Context, sink) -> str:
     out += ("<h3>Leave-one-out predictive accuracy</h3>" + table(lt)
             + sink(F.loo_pit_plot(ctx.thinned), "loo_pit",
                    "LOO-PIT: the leave-one-out predictive CDF at each observed log-loss, as a "
-                   "Delta-ECDF with its simultaneous envelope."))
+                   "Delta-ECDF; the panel gives the p-value of ArviZ's uniformity test (points "
+                   "outside its simultaneous band are drawn black). Near zero: calibrated."))
     out += "<h3>Comparison across fitted laws</h3>"
     if ctx.extra_fits:
         fits = {ctx.name: ctx.tree} | dict(ctx.extra_fits)
