@@ -212,7 +212,8 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
                  holdout: bool = True, seed: int = defaults.SEED,
                  where: Sequence[str] | None = None, tensor_log2b: float | None = None,
                  progress: bool = False,
-                 on_step: Callable[[int, str], None] | None = None) -> PipelineResult:
+                 on_step: Callable[[int, str], None] | None = None,
+                 structure: Mapping | None = None) -> PipelineResult:
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
     1. fits the law (nutpie, diagnostics gate) -> ``models/NAME_LAW.nc``;
@@ -249,6 +250,8 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
         Show the sampler's progress bar.
     on_step : callable, optional
         Called as ``on_step(k, title)`` before step k (1 to 3).
+    structure : mapping, optional
+        Structured-likelihood options of the fit (see :func:`fit_bayes`).
 
     Returns
     -------
@@ -287,11 +290,13 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
             raise BayesfpInputError(f"out_dir: {p} is a file, not a folder")
     step(1, f"fit: {law} law on {path}")
     fit = fit_bayes(table, law, pool_by=pool_by, draws=draws, tune=tune, chains=chains,
-                    seed=seed, inputs_kw=inputs_kw(tensor_log2b), progress=progress)
+                    seed=seed, inputs_kw=inputs_kw(tensor_log2b), progress=progress,
+                    structure=structure)
     record_provenance(fit, path, where, {
         "command": "pipeline", "law": law, "pool_by": pool_by, "group": group,
         "budget": budget, "formats": formats, "draws": draws, "tune": tune, "chains": chains,
-        "holdout": holdout, "seed": seed, "tensor_log2b": tensor_log2b})
+        "holdout": holdout, "seed": seed, "tensor_log2b": tensor_log2b,
+        "structure": dict(structure or {})})
     save_fit(fit, fit_path)
     for_group = f" for {pool_by} = {group}" if group else ""
     step(2, f"decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")

@@ -22,6 +22,8 @@ def test_structure_options_map_to_model_keywords():
                                                  "sigma_d": True}
     assert structure_kw("cell-d,discrepancy", ["gamma=operands"]) == {
         "cell_d": True, "discrepancy": True, "pool": ["gamma=operands"]}
+    assert structure_kw("cell", None, "flex") == {"cell": True, "format_effect": "flex"}
+    assert structure_kw("log2b-power") == {"log2b_power": True}
     assert structure_kw(None) == {} and structure_kw("none") == {}
 
 

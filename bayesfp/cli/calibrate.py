@@ -11,7 +11,8 @@ from bayesfp.cli import output
 from bayesfp.errors import BayesfpInputError
 
 STRUCTURE_FLAGS = {"cell": "cell", "cell-d": "cell_d", "seed": "seed_effect",
-                   "sigma-d": "sigma_d", "discrepancy": "discrepancy"}
+                   "sigma-d": "sigma_d", "discrepancy": "discrepancy",
+                   "log2b-power": "log2b_power"}
 
 
 def structure_kw(structure: str | None, pool: list[str] | None = None,
@@ -43,7 +44,7 @@ def calibrate_command(
                        "eps,n,d=dataset or gamma=operands (repeatable).")] = None,
     structure: Annotated[str | None, typer.Option(
         "--structure", help="Likelihood terms, comma-separated: cell, cell-d, seed, sigma-d, "
-                            "discrepancy (docs/bayes.md).")] = None,
+                            "discrepancy, log2b-power (docs/bayes.md).")] = None,
     format_effect: Annotated[str, typer.Option(
         "--format-effect", help="parametric or flex (plus pooled per-E and per-M effects).")]
         = "parametric",

@@ -47,7 +47,7 @@ def fit_command(
     sampler: Annotated[str, typer.Option(help="bayes: nutpie or pymc.")] = defaults.SAMPLER,
     structure: Annotated[str | None, typer.Option(
         "--structure", help="bayes: likelihood terms, comma-separated: cell, cell-d, seed, "
-                            "sigma-d, discrepancy (docs/bayes.md).")] = None,
+                            "sigma-d, discrepancy, log2b-power (docs/bayes.md).")] = None,
     pool: Annotated[list[str] | None, typer.Option(
         "--pool", help="bayes: COEFS=COLUMN, pool these coefficients by this column, e.g. "
                        "eps,n,d=dataset or gamma=operands (repeatable).")] = None,

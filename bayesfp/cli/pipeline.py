@@ -34,6 +34,12 @@ def pipeline_command(
     seed: opt.Seed = defaults.SEED,
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
+    structure: Annotated[str | None, typer.Option(
+        "--structure", help="Likelihood terms of the fit, comma-separated: cell, cell-d, seed, "
+                            "sigma-d, discrepancy, log2b-power (docs/bayes.md).")] = None,
+    format_effect: Annotated[str, typer.Option(
+        "--format-effect", help="parametric (Sun's form) or flex (plus pooled per-E and per-M "
+                                "effects).")] = "parametric",
 ):
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
@@ -46,12 +52,14 @@ def pipeline_command(
     import matplotlib
 
     matplotlib.use("Agg")
+    from bayesfp.cli.calibrate import structure_kw
     from bayesfp.pipeline import run_pipeline
 
     res = run_pipeline(runs_file, law=law, out_dir=out_dir, pool_by=pool_by, budget=budget,
                        formats=formats, draws=draws, tune=tune, chains=chains, holdout=holdout,
                        seed=seed, where=where, tensor_log2b=tensor_log2b, progress=True,
-                       on_step=lambda k, title: output.console.rule(f"{k}/3 {title}"))
+                       on_step=lambda k, title: output.console.rule(f"{k}/3 {title}"),
+                       structure=structure_kw(structure, None, format_effect))
     output.console.rule("summary")
     output.print_where(where, len(res.table), res.n_read)
     output.print_bayes_fit(res.fit, defaults.HDI_PROB)
