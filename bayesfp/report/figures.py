@@ -333,13 +333,14 @@ def compare_plot(table: pd.DataFrame) -> Figure:
 
 
 def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
-                 prob: float = q.PROB) -> Figure:
+                 prob: float = q.PROB, group: str | None = None) -> Figure:
     """Loss against tokens D per format, one panel per N, with the critical data size.
 
     Lines are the posterior median of the law's loss (block size 128), bands its central
     interval; the dashed line is the unquantized law. The marker with a horizontal bar is
     D_crit (median, HDI). Dots are the fitted runs at that N and block size; the shaded area
-    lies past the largest D in the runs.
+    lies past the largest D in the runs. ``group``: a pooled fit's group whose D_crit to mark
+    (the curves are for operands ``w+w_bwd+x_bwd``, that group's own when pooled by operands).
     """
     runs = fit_table(tree, fitted_only=True)
     Ns = sorted(runs["N"].unique())[-4:] if Ns is None else list(Ns)
@@ -348,7 +349,7 @@ def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
         else np.asarray(D, dtype=float)
     labels = [dv.format_label(*f) for f in formats]
     colors = _format_colors(labels)
-    dct = q.d_crit_table(tree, Ns, formats, prob)
+    dct = q.d_crit_table(tree, Ns, formats, prob, group=group)
     ncol = min(len(Ns), 2)
     nrow = int(np.ceil(len(Ns) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH, 3.3 * nrow + 0.5), squeeze=False,

@@ -557,7 +557,7 @@ def answers(ctx: Context, sink) -> str:
                        f"{ctx.n_factor:g}x the largest (<code>--n-factor</code>). A factor "
                        "such as (12x) gives how far a value lies beyond the runs' largest N "
                        f"({tokens(d['N'][1])}) or D ({tokens(d_top)}).")
-                + sink(F.loss_vs_data(th), "loss_vs_d",
+                + sink(F.loss_vs_data(th, group=g), "loss_vs_d",
                        "Loss against tokens per format at each N of the runs: posterior median "
                        "and 90% band of the law, D_crit marked (triangle, HDI bar), fitted runs "
                        "as dots, shaded past the runs' largest D.")
