@@ -211,7 +211,7 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
                  tune: int = defaults.TUNE, chains: int = defaults.CHAINS,
                  holdout: bool = True, seed: int = defaults.SEED,
                  where: Sequence[str] | None = None, tensor_log2b: float | None = None,
-                 progress: bool = False,
+                 cost: str = "bits", progress: bool = False,
                  on_step: Callable[[int, str], None] | None = None,
                  structure: Mapping | None = None) -> PipelineResult:
     """The main job: Bayesian fit, decision and HTML report of a run table.
@@ -246,6 +246,9 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
         ``COLUMN=VALUE[,VALUE...]`` conditions choosing the runs.
     tensor_log2b : float, optional
         Effective log2(B) of tensor-wise scaling; without it tensor-wise runs are left out.
+    cost : str
+        FLOP cost model of the decision: ``bits`` or ``flat`` (see
+        :func:`bayesfp.decide.problem.make_problem`).
     progress : bool
         Show the sampler's progress bar.
     on_step : callable, optional
@@ -277,7 +280,7 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
     table = keep_where(all_runs, where)
     if budget is None:
         budget = default_budget(table)
-    make_problem(formats, budget=budget)  # every decision setting is checked before the fit
+    make_problem(formats, budget=budget, cost=cost)  # checked before the fit
     require_quantized(table, law, tensor_log2b)
     pool_by, group = resolve_pool_by(table, pool_by)
     if out_dir is None:
@@ -295,13 +298,13 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
     record_provenance(fit, path, where, {
         "command": "pipeline", "law": law, "pool_by": pool_by, "group": group,
         "budget": budget, "formats": formats, "draws": draws, "tune": tune, "chains": chains,
-        "holdout": holdout, "seed": seed, "tensor_log2b": tensor_log2b,
+        "holdout": holdout, "seed": seed, "tensor_log2b": tensor_log2b, "cost": cost,
         "structure": dict(structure or {})})
     save_fit(fit, fit_path)
     for_group = f" for {pool_by} = {group}" if group else ""
     step(2, f"decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
     decision = decision_for_report(fit_path, budget=budget, formats=formats, seed=seed,
-                                   group=group)
+                                   group=group, cost=cost)
     decision_path = write_json(decision, report_dir / "decision.json", default=str)
     step(3, "report")
     report = write_report(fit_path, report_dir, decision=decision, holdout=holdout)

@@ -25,6 +25,9 @@ def pipeline_command(
         "--budget", help="FLOP budget of the decision. Default: 10x the largest run's "
                          "6 N D.")] = None,
     formats: opt.Formats = defaults.FORMATS,
+    cost: Annotated[str, typer.Option(
+        help="FLOP cost model of the decision: bits (C = (6/16) P N D) or flat (6 N D for "
+             "every format); it can decide the answer.")] = "bits",
     draws: opt.Draws = defaults.DRAWS,
     tune: opt.Tune = defaults.TUNE,
     chains: opt.Chains = defaults.CHAINS,
@@ -57,7 +60,8 @@ def pipeline_command(
 
     res = run_pipeline(runs_file, law=law, out_dir=out_dir, pool_by=pool_by, budget=budget,
                        formats=formats, draws=draws, tune=tune, chains=chains, holdout=holdout,
-                       seed=seed, where=where, tensor_log2b=tensor_log2b, progress=True,
+                       seed=seed, where=where, tensor_log2b=tensor_log2b, cost=cost,
+                       progress=True,
                        on_step=lambda k, title: output.console.rule(f"{k}/3 {title}"),
                        structure=structure_kw(structure, None, format_effect))
     output.console.rule("summary")
