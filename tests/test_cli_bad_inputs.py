@@ -255,3 +255,16 @@ def test_sigint_during_report_leaves_no_partial_report(tiny_fit, tmp_path):
     assert code == 130, err
     assert err.strip().splitlines() == ["interrupted"], err
     assert not (tmp_path / "reports").exists(), sorted(map(str, _listing(tmp_path)))
+
+
+def test_a_law_without_precision_term_cannot_decide():
+    import numpy as np
+
+    from bayesfp.decide import PosteriorDraws, decision_for_report
+    from bayesfp.errors import BayesfpInputError
+
+    chin = PosteriorDraws("chinchilla", {"n": np.array([406.4]), "alpha": np.array([0.34]),
+                                         "d": np.array([410.7]), "beta": np.array([0.28]),
+                                         "eps": np.array([1.69])}, [0.01])
+    with pytest.raises(BayesfpInputError, match="no precision term"):
+        decision_for_report(chin, budget=1e21, next_runs=None)
