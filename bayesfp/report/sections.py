@@ -463,9 +463,42 @@ def fit_quality(ctx: Context, sink) -> str:
         out += para("Only one fit was given. Compare laws with "
                     "<code>bayesfp report FIT.nc --compare OTHER.nc ...</code> (fits of the same "
                     "runs).")
+    out += "<h3>Within-range checks</h3>" + _within_range(ctx)
     out += "<h3>Held-out extrapolation check</h3>" + _holdout(ctx)
     if ctx.new_runs is not None and len(ctx.new_runs):
         out += _new_runs(ctx, sink)
+    return out
+
+
+def _within_range(ctx: Context) -> str:
+    """The within-range checks of the fit (stored with it, else computed on the thinned draws):
+    loss-vs-D steps the posterior contradicts and paired comparisons of same-width formats."""
+    from bayesfp.bayes.checks import within_range
+
+    wr = ctx.info.get("within_range") or within_range(ctx.thinned)
+    out = para(f"The posterior's law against raw contrasts of the fitted runs: of "
+               f"{wr['slope_steps']} steps between consecutive D values of a series (same N, "
+               f"format, block, operands), {wr['slope_flagged']} fall in the runs but rise "
+               "under the posterior (a critical data size inside the data). Formats of the "
+               "same width compared on runs paired by N, D, B, operands and seed:")
+    if wr["slope_flagged"]:
+        ctx.warnings.append(f"{wr['slope_flagged']} loss-vs-D steps fall in the runs but rise "
+                            "under the posterior: its D_crit lies inside the data.")
+    if wr["pairs"]:
+        df = pd.DataFrame(wr["pairs"])
+        df.index = pd.Index([f"{a} vs {b}" for a, b in zip(df["a"], df["b"], strict=True)],
+                            name="formats a vs b")
+        df = df[["pairs", "observed", "a_wins", "p_a_better", "disagrees"]]
+        df.columns = ["pairs", "mean loss a - b (nats)", "a lower in", "P(a better)",
+                      "contradicted"]
+        out += table(df, {"mean loss a - b (nats)": lambda v: f"{v:+.4f}",
+                          "a lower in": lambda v: f"{v:.0%}", "P(a better)": lambda v: f"{v:.2f}"})
+        bad = [f"{p['a']} vs {p['b']}" for p in wr["pairs"] if p["disagrees"]]
+        if bad:
+            ctx.warnings.append("The posterior is confident of the opposite order of paired "
+                                "runs for " + ", ".join(bad) + ".")
+    else:
+        out += para("No two formats of the same width share paired runs.")
     return out
 
 
