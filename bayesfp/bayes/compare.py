@@ -101,7 +101,8 @@ def holdout_check(runs: pd.DataFrame, law: str = "sun", levels=(0.5, 0.9), seed:
     levels : tuple of float
         Interval levels whose coverage of the held-out losses is reported.
     model_kw : mapping, optional
-        Keywords of :class:`bayesfp.bayes.models.LawModel` (``pool_by``, ``prior``, ...).
+        Keywords of :class:`bayesfp.bayes.models.LawModel` (``pool_by``, ``prior``, ...), or
+        of a structured model (:func:`bayesfp.bayes.calibrate.make_model`).
     sampler : mapping, optional
         Sampler settings for the fit.
 
@@ -112,7 +113,7 @@ def holdout_check(runs: pd.DataFrame, law: str = "sun", levels=(0.5, 0.9), seed:
         ``n_unplaced`` (held-out tensor-wise runs left out: no effective block size), ``coverage``
         ({level: fraction}), ``gate_passed`` and ``fit`` (the DataTree fitted on the rest).
     """
-    from bayesfp.bayes.models import model_for
+    from bayesfp.bayes.calibrate import make_model
 
     n_max = float(runs["N"].max())
     train = runs[runs["N"] < n_max]
@@ -125,7 +126,7 @@ def holdout_check(runs: pd.DataFrame, law: str = "sun", levels=(0.5, 0.9), seed:
     test = runs[held & selection.in_fit]
     if train["N"].nunique() < 2 or len(test) == 0:
         raise BayesfpInputError("runs: the held-out check needs at least 3 distinct N with ok runs")
-    model = model_for(law, train, sampler=sampler, **(model_kw or {}))
+    model = make_model(train, law, model_kw, sampler)
     fit = model.fit()
     pred = predict_loss(fit, test, noise=True, seed=seed)
     cov = coverage(pred, test["loss"].to_numpy(dtype=float), levels)

@@ -55,6 +55,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from bayesfp import defaults
 from bayesfp.bayes import models as bm
 from bayesfp.bayes import priors as pr
 from bayesfp.bayes import terms
@@ -145,9 +146,11 @@ class StructuredMixin:
 
     @property
     def default_sampler_config(self):
+        """As the plain models; models with group or cell scales use the pooled models' higher
+        target acceptance (their scales have funnels near 0)."""
         cfg = super().default_sampler_config
         if self.pool or self.cell or self.seed_effect or self.discrepancy:
-            cfg.target_accept = 0.95
+            cfg.target_accept = defaults.TARGET_ACCEPT_POOLED
         return cfg
 
     @property

@@ -294,6 +294,13 @@ def run_holdout(tree: xr.DataTree, seed: int = 0) -> dict:
                 "inputs_kw": info.get("inputs_kw") or {}, "prior": prior}
     if info.get("centred") is not None:
         model_kw["centred"] = bool(info["centred"])
+    if info.get("structure"):  # a structured fit: refit the same structure
+        st = dict(info["structure"])
+        model_kw.update({k: bool(v) for k, v in st.items() if k != "centred"},
+                        centred=bool(st.get("centred", False)), pool=info.get("pool") or {},
+                        format_effect=info.get("format_effect", "parametric"),
+                        log2b_power=bool(info.get("log2b_power", False)))
+        model_kw.pop("pool_by")
     sampler = {k: v for k, v in (info.get("sampler") or {}).items()
                if k in ("draws", "tune", "chains", "cores", "target_accept", "sampler", "seed")}
     res = holdout_check(table, law=info["law"], seed=seed, model_kw=model_kw, sampler=sampler)
