@@ -38,7 +38,7 @@ def test_cuts_hold_out_whole_values():
 def test_interval_coverage_is_nominal_for_exchangeable_draws():
     rng = np.random.default_rng(0)
     pred = rng.standard_normal((4000, 1))
-    obs = rng.standard_normal(20000)
+    obs = rng.standard_normal(5000)
     cov = interval_coverage(np.broadcast_to(pred, (4000, obs.size)), obs)
     assert cov[0.5] == pytest.approx(0.5, abs=0.02)
     assert cov[0.9] == pytest.approx(0.9, abs=0.015)
