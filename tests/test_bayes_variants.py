@@ -82,7 +82,7 @@ def sep_fit():
     grid = run_grid((41e6, 85e6, 154e6, 679e6), (10e9, 20e9, 50e9, 100e9),
                     ((1, 2), (2, 1), (2, 2), (3, 2), (3, 3), (4, 3)), (32, 512))
     runs = simulate_runs(grid, SEP_TRUE, "sun_sep", sigma=0.005, seed=3)
-    return model_for("sun_sep", runs, sampler=dict(SAMPLER, seed=11)).fit()
+    return model_for("sun_sep", runs, sampler=dict(SAMPLER, tune=1000, seed=11)).fit()
 
 
 @pytest.mark.slow
