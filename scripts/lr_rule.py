@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.model import SIZES, gpt_config, params_and_flops  # noqa: E402
+from training.model import gpt_config, params_and_flops  # noqa: E402
 
 FAMILY = ("f850k", "f3.4m", "f7.1m", "f13m", "f28m")
 QUANT_SLOWER = 1.25
@@ -88,8 +88,8 @@ def main(argv=None):
         path = Path(args.write_sizes)
         text = path.read_text()
         for k in FAMILY:
-            text, n = re.subn(rf'\("{re.escape(k)}", (\d+), [0-9.e-]+\)', rf'("{k}", \1, {rule[k]!r})',
-                              text)
+            pattern = rf'\("{re.escape(k)}", (\d+), [0-9.e-]+\)'
+            text, n = re.subn(pattern, rf'("{k}", \1, {rule[k]!r})', text)
             if n != 1:
                 raise SystemExit(f"error: {path}: no single entry for size {k}")
         path.write_text(text)

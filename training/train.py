@@ -5,12 +5,13 @@ at 1.0 and a cosine learning rate: linear warm-up over ``warmup_frac`` of the st
 then cosine down to ``min_lr_frac * lr``. bf16 autocast on GPU, fp32 on CPU.
 
 Data order: the training windows (``seq_len + 1`` tokens starting at uniform random offsets of the
-train split, or of its first ``train_pool`` tokens when that is set) are drawn up front from ``numpy.random.default_rng(seed)``, so the order depends on
-the seed alone, the same on CPU and GPU. The train split, the window offsets (steps, batch) and the
-LR schedule (steps,) live on the device, and the step reads its row through a step counter held in
-a device tensor. So the whole step (gather the batch, forward, backward, clip, set the LR, AdamW,
-log the loss, advance the counter) runs without the host and is captured in one CUDA graph on GPU;
-the host only replays it and reads the loss log every ``check_every`` steps.
+train split, or of its first ``train_pool`` tokens when that is set) are drawn up front from
+``numpy.random.default_rng(seed)``, so the order depends on the seed alone, the same on CPU and
+GPU. The train split, the window offsets (steps, batch) and the LR schedule (steps,) live on the
+device, and the step reads its row through a step counter held in a device tensor. So the whole
+step (gather the batch, forward, backward, clip, set the LR, AdamW, log the loss, advance the
+counter) runs without the host and is captured in one CUDA graph on GPU; the host only replays it
+and reads the loss log every ``check_every`` steps.
 
 Validation: fixed consecutive windows at the start of the val split (``eval_tokens`` tokens),
 loss summed in fp32 over every predicted token: nats/token.

@@ -39,15 +39,9 @@ def calibrate_command(
     law: opt.Law = defaults.LAW,
     pool_by: Annotated[str | None, typer.Option(
         "--pool-by", help="Run-table column to pool the precision sensitivity over.")] = None,
-    pool: Annotated[list[str] | None, typer.Option(
-        "--pool", help="COEFS=COLUMN: pool these coefficients by this column, e.g. "
-                       "eps,n,d=dataset or gamma=operands (repeatable).")] = None,
-    structure: Annotated[str | None, typer.Option(
-        "--structure", help="Likelihood terms, comma-separated: cell, cell-d, seed, sigma-d, "
-                            "discrepancy, log2b-power (docs/bayes.md).")] = None,
-    format_effect: Annotated[str, typer.Option(
-        "--format-effect", help="parametric or flex (plus pooled per-E and per-M effects).")]
-        = "parametric",
+    pool: opt.Pool = None,
+    structure: opt.Structure = None,
+    format_effect: opt.FormatEffect = "parametric",
     robust: Annotated[bool, typer.Option("--robust", help="Student-t likelihood.")] = False,
     cuts: Annotated[str, typer.Option(
         help="Held-out cuts, comma-separated: top20_N, top20_D, top2_N.")] =

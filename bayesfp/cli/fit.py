@@ -45,15 +45,9 @@ def fit_command(
     sigma_by: Annotated[str | None, typer.Option(
         "--sigma-by", help="bayes: run-table column with one noise sd per value.")] = None,
     sampler: Annotated[str, typer.Option(help="bayes: nutpie or pymc.")] = defaults.SAMPLER,
-    structure: Annotated[str | None, typer.Option(
-        "--structure", help="bayes: likelihood terms, comma-separated: cell, cell-d, seed, "
-                            "sigma-d, discrepancy, log2b-power (docs/bayes.md).")] = None,
-    pool: Annotated[list[str] | None, typer.Option(
-        "--pool", help="bayes: COEFS=COLUMN, pool these coefficients by this column, e.g. "
-                       "eps,n,d=dataset or gamma=operands (repeatable).")] = None,
-    format_effect: Annotated[str, typer.Option(
-        "--format-effect", help="bayes: parametric (Sun's (E+0.5)^delta (M+0.5)^nu) or flex "
-                                "(plus pooled per-E and per-M effects).")] = "parametric",
+    structure: opt.Structure = None,
+    pool: opt.Pool = None,
+    format_effect: opt.FormatEffect = "parametric",
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
 ):

@@ -5,6 +5,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesfp.console import console, err_console
+from bayesfp.decide.summary import cost_text
 
 # Exit status of a command whose fit failed its diagnostics gate (everything is still written).
 EXIT_GATE_FAILED = 3
@@ -296,14 +297,7 @@ def _with_interval(x: float, iv, factor: float | None = None) -> str:
 
 def cost_model_text(sit: dict) -> str:
     """The cost model of a decision in words: ``"cost = 0.375 (P + 0) N D FLOPs"``."""
-    cm = sit.get("cost_model") or {}
-    if cm.get("kind") == "flops":
-        if not cm.get("per_bit", True):
-            return f"cost = {cm['k']:.3g} (16 + {cm['b']:.3g}) N D FLOPs for every format"
-        return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
-    if cm.get("kind") == "throughput":
-        return "cost = GPU-hours from measured tokens/s per format"
-    return f"cost in {sit.get('cost_unit', '?')}"
+    return cost_text(sit) or f"cost in {sit.get('cost_unit', '?')}"
 
 
 def _situation(sit: dict) -> str:

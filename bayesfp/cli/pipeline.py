@@ -37,12 +37,8 @@ def pipeline_command(
     seed: opt.Seed = defaults.SEED,
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
-    structure: Annotated[str | None, typer.Option(
-        "--structure", help="Likelihood terms of the fit, comma-separated: cell, cell-d, seed, "
-                            "sigma-d, discrepancy, log2b-power (docs/bayes.md).")] = None,
-    format_effect: Annotated[str, typer.Option(
-        "--format-effect", help="parametric (Sun's form) or flex (plus pooled per-E and per-M "
-                                "effects).")] = "parametric",
+    structure: opt.Structure = None,
+    format_effect: opt.FormatEffect = "parametric",
 ):
     """The main job: Bayesian fit, decision and HTML report of a run table.
 

@@ -282,3 +282,19 @@ def check_decidable(law: str, info: dict | None, group: str | None) -> None:
                                 f"{', '.join(groups)})")
     if not groups and group is not None:
         raise BayesfpInputError("group: the fit is not pooled over groups; leave --group out")
+
+
+def cost_text(sit: dict) -> str:
+    """The cost model of a decision's situation in words ("" when it records none).
+
+    ``"cost = 0.375 (P + 0) N D FLOPs"`` for compute proportional to bits,
+    ``"... for every format"`` when the cost does not depend on the format.
+    """
+    cm = sit.get("cost_model") or {}
+    if cm.get("kind") == "flops":
+        if not cm.get("per_bit", True):
+            return f"cost = {cm['k']:.3g} (16 + {cm['b']:.3g}) N D FLOPs for every format"
+        return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
+    if cm.get("kind") == "throughput":
+        return "cost = GPU-hours from measured tokens/s per format"
+    return ""

@@ -16,6 +16,7 @@ from bayesfp.bayes import derived as dv
 from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo, ppc_coverage
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.io import fit_info
+from bayesfp.decide.summary import cost_text
 from bayesfp.laws.registry import get_law
 from bayesfp.report import figures as F
 from bayesfp.report import quantities as q
@@ -163,17 +164,6 @@ def rank_flags(tree, alpha: float = RANK_ALPHA, bins: int = 20) -> list[str]:
 # ---------------------------------------------------------------------------------- 1. summary
 
 
-def _cost_text(sit: dict) -> str:
-    cm = sit.get("cost_model") or {}
-    if cm.get("kind") == "flops":
-        if not cm.get("per_bit", True):
-            return f"cost = {cm['k']:.3g} (16 + {cm['b']:.3g}) N D FLOPs for every format"
-        return f"cost = {cm['k']:.3g} (P + {cm['b']:.3g}) N D FLOPs"
-    if cm.get("kind") == "throughput":
-        return "cost in GPU-hours from measured tokens/s per format"
-    return ""
-
-
 def _answer(ctx: Context) -> list[str]:
     """The answer lines of the verdict box (HTML), every number with its extrapolation factor."""
     d = q.data_summary(ctx.runs)
@@ -204,7 +194,7 @@ def _answer(ctx: Context) -> list[str]:
         for key, top in (("N", n_top), ("D", d_top)):
             if key in row and pd.notna(row[key]):
                 where.append(f"{key} = {tokens(row[key])}{factor(row[key], top)}")
-        cost = _cost_text(sit)
+        cost = cost_text(sit)
         grp = (dec.extra.get("fit") or {}).get("group") or ctx.group
         lines.append("Decided at " + ", ".join(where) + (f"; {esc(cost)}" if cost else "")
                      + (f"; {esc(ctx.info.get('pool_by'))} = {esc(grp)}" if grp else "")
