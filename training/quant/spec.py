@@ -46,8 +46,8 @@ import math
 import re
 from dataclasses import dataclass
 
-CONVENTIONS = ("finite", "ieee", "fn")
-ROUNDINGS = ("nearest_even", "half_away", "stochastic")
+from bayesfp.runs.schema import CONVENTIONS, ROUNDINGS  # the run table's names
+
 MAX_EBITS = 8
 MAX_MBITS = 22  # float32 holds 23 mantissa bits; the kernel's integer rounding needs one spare
 FP32_MAX = float.fromhex("0x1.fffffep+127")
