@@ -5,7 +5,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesfp.console import console, err_console
-from bayesfp.decide.summary import cost_text
 
 # Exit status of a command whose fit failed its diagnostics gate (everything is still written).
 EXIT_GATE_FAILED = 3
@@ -297,6 +296,8 @@ def _with_interval(x: float, iv, factor: float | None = None) -> str:
 
 def cost_model_text(sit: dict) -> str:
     """The cost model of a decision in words: ``"cost = 0.375 (P + 0) N D FLOPs"``."""
+    from bayesfp.decide.summary import cost_text  # the decision modules load pandas
+
     return cost_text(sit) or f"cost in {sit.get('cost_unit', '?')}"
 
 
