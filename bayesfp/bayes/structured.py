@@ -261,11 +261,7 @@ class StructuredMixin:
             coords["step_D"] = list(range(len(self.levels_D) - 1))
         x = {k: self.x[k] for k in self.law.inputs}
         with pm.Model(coords=coords) as m:
-            obs = pm.Data("log_loss_obs", self.y, dims="run")
-            s = {name: self.priors[name].to_pymc(name) for name in self.sampled}
-            p = self.law_params(s)
-            for name in self.deterministics():
-                pm.Deterministic(name, p[name])
+            obs, p = self.law_variables()
             offs = {}
             for c in self.pool:
                 dim = f"group_{c}"
