@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from bayesfp.errors import BayesfpInputError
+
 LEVELS = (0.5, 0.9)
 CUTS = ("top20_N", "top20_D", "top2_N")
 
@@ -26,13 +28,13 @@ CUTS = ("top20_N", "top20_D", "top2_N")
 def cut_mask(runs: pd.DataFrame, cut: str) -> np.ndarray:
     """Boolean mask (shape (run,)) of the runs a cut holds out."""
     if cut not in CUTS:
-        raise ValueError(f"cut: unknown cut {cut!r} (choose from {', '.join(CUTS)})")
+        raise BayesfpInputError(f"cut: unknown cut {cut!r} (choose from {', '.join(CUTS)})")
     col = cut.split("_")[1]
     values = np.sort(runs[col].astype(float).unique())[::-1]
     k = 2 if cut == "top2_N" else max(1, int(round(0.2 * len(values))))
     if len(values) - k < 3:
-        raise ValueError(f"cut {cut}: {len(values)} distinct {col} values leave fewer than 3 "
-                         "to fit")
+        raise BayesfpInputError(f"cut {cut}: {len(values)} distinct {col} values leave fewer "
+                                "than 3 to fit")
     return runs[col].astype(float).isin(values[:k]).to_numpy()
 
 

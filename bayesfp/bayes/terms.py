@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayesfp.bayes.likelihood import standard_noise
 from bayesfp.bayes.priors import NO_POOLING_SD
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws.inputs import law_inputs
 from bayesfp.laws.registry import get_law
 
@@ -167,7 +168,7 @@ def pool_offsets(post, info: Mapping, runs: pd.DataFrame, quantized: np.ndarray,
     out = {}
     for c, col in (info.get("pool") or {}).items():
         if col not in runs:
-            raise ValueError(f"runs: column {col!r} (pooled {c} of the fit) is missing")
+            raise BayesfpInputError(f"runs: column {col!r} (pooled {c} of the fit) is missing")
         precision = c in law.penalty_params or c.startswith("gamma")
         scale = (draws_of(post, f"tau_{c}") if info.get("pooling") in (None, "partial")
                  else np.full(S, NO_POOLING_SD))
