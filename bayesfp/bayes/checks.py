@@ -28,7 +28,12 @@ PAIR_KEYS = ("N", "D", "B", "operands", "seed")
 
 
 def _key(df: pd.DataFrame, cols: Sequence[str]) -> pd.Series:
-    return df[list(cols)].astype(str).agg("|".join, axis=1)
+    """The columns' values joined by ``|``, one string per row."""
+    parts = [df[c].astype(str) for c in cols]
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "|" + p
+    return out
 
 
 def d_slope_check(runs: pd.DataFrame, mean_draws: np.ndarray, noise_sd: float | None = None,
@@ -62,15 +67,17 @@ def d_slope_check(runs: pd.DataFrame, mean_draws: np.ndarray, noise_sd: float | 
         raise ValueError(f"mean_draws: expected {len(runs)} runs, got {mean_draws.shape[1]}")
     thr = 0.0 if noise_sd is None else float(noise_sd)
     series = _key(runs, SERIES_KEYS)
+    loss = runs["loss"].to_numpy(dtype=float)
+    dvals = runs["D"].to_numpy(dtype=float)
     rows = []
     for key, idx in runs.groupby(series).groups.items():
-        sub = runs.loc[idx]
-        ds = np.sort(sub["D"].astype(float).unique())
+        idx = np.asarray(idx)
+        ds = np.unique(dvals[idx])
         if len(ds) < 2:
             continue
-        by_d = {d: sub.index[sub["D"].astype(float) == d].to_numpy() for d in ds}
+        by_d = {d: idx[dvals[idx] == d] for d in ds}
         for a, b in zip(ds[:-1], ds[1:], strict=True):
-            obs = float(runs.loc[by_d[b], "loss"].mean() - runs.loc[by_d[a], "loss"].mean())
+            obs = float(loss[by_d[b]].mean() - loss[by_d[a]].mean())
             mod = mean_draws[:, by_d[b]].mean(1) - mean_draws[:, by_d[a]].mean(1)
             p_rise = float(np.mean(mod > 0))
             row = dict(zip(SERIES_KEYS, key.split("|"), strict=True))

@@ -263,14 +263,14 @@ def predict_loss(tree: xr.DataTree, runs: pd.DataFrame, noise: bool = True,
         for c in info["pooled"]:
             key = "log_" + c
             glob = post[key].values[..., None]
-            grp = post[f"{key}_group"]
+            grp = post[f"{key}_group"].transpose(*SAMPLE_DIMS, "group")
             arr = np.repeat(glob, n, axis=-1)
+            where = {str(g): j for j, g in enumerate(grp["group"].values)}
+            known = [i for i, v in enumerate(vals) if quant[i] and v in where]
+            if known:  # one fancy-indexing copy instead of a selection per run
+                arr[..., known] = grp.values[..., [where[vals[i]] for i in known]]
             for i, v in enumerate(vals):
-                if not quant[i]:
-                    continue
-                if v in info["groups"]:
-                    arr[..., i] = grp.sel(group=v).values
-                else:
+                if quant[i] and v not in where:
                     scale = (post[f"tau_{c}"].values if info["pooling"] == "partial"
                              else NO_POOLING_SD)
                     arr[..., i] = glob[..., 0] + scale * rng.standard_normal((nchain, ndraw))
