@@ -6,6 +6,7 @@ import pytest
 
 from bayesfp.cli import main
 from bayesfp.cli.calibrate import structure_kw
+from bayesfp.errors import BayesfpInputError
 from bayesfp.laws import SUN_2025
 from bayesfp.simulate import run_grid, simulate_runs
 
@@ -18,13 +19,27 @@ def run_cli(args, capsys):
 
 
 def test_structure_options_map_to_model_keywords():
+    flex = {"format_effect": "flex"}
+    assert structure_kw("cell,seed,sigma-d", None, "parametric") == {
+        "cell": True, "seed_effect": True, "sigma_d": True}
     assert structure_kw("cell,seed,sigma-d") == {"cell": True, "seed_effect": True,
-                                                 "sigma_d": True}
-    assert structure_kw("cell-d,discrepancy", ["gamma=operands"]) == {
+                                                 "sigma_d": True} | flex
+    assert structure_kw("cell-d,discrepancy", ["gamma=operands"], "parametric") == {
         "cell_d": True, "discrepancy": True, "pool": ["gamma=operands"]}
-    assert structure_kw("cell", None, "flex") == {"cell": True, "format_effect": "flex"}
-    assert structure_kw("log2b-power") == {"log2b_power": True}
-    assert structure_kw(None) == {} and structure_kw("none") == {}
+    assert structure_kw("cell", None, "flex") == {"cell": True} | flex
+    assert structure_kw("log2b-power") == {"log2b_power": True} | flex
+    # the default: cell, seed, sigma-d, log2b-power and the flexible format effect
+    assert structure_kw(None) == {"cell": True, "seed_effect": True, "sigma_d": True,
+                                  "log2b_power": True} | flex
+    # the plain model
+    assert structure_kw("none") == {}
+    # a law without a precision term: the default drops the precision options ...
+    assert structure_kw(None, law="chinchilla") == {"cell": True, "seed_effect": True,
+                                                    "sigma_d": True}
+    # ... and refuses them when asked
+    for args in (("log2b-power", None, None), ("cell", None, "flex")):
+        with pytest.raises(BayesfpInputError, match="needs a law with a precision term"):
+            structure_kw(*args, law="chinchilla")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -81,6 +81,23 @@ def _flat(params: dict, extra_dims: int = 0) -> tuple[dict, tuple]:
     return out, shape
 
 
+def _format_shifted(tree: xr.DataTree, p: dict, shape: tuple, E, M, log2B) -> dict:
+    """``p`` (arrays (chain, draw, 1, ..., 1)) with log gamma per format (last axis) shifted
+    by a structured fit's flexible format effect and block-size power
+    (:func:`bayesfp.bayes.terms.log_gamma_shift`); unchanged for other fits."""
+    from bayesfp.bayes.terms import log_gamma_shift
+
+    info = fit_info(tree)
+    if "log_gamma" not in p or not (info.get("format_effect") == "flex"
+                                     or info.get("log2b_power")):
+        return p
+    shift = log_gamma_shift(tree["posterior"].to_dataset(), info, E, M, log2B)
+    lg = p["log_gamma"]
+    p = dict(p)
+    p["log_gamma"] = lg + shift.reshape(shape + (1,) * (lg.ndim - len(shape) - 1) + (-1,))
+    return p
+
+
 def _coords(tree: xr.DataTree) -> dict:
     post = tree["posterior"]
     return {d: post[d].values for d in SAMPLE_DIMS}
@@ -107,10 +124,11 @@ def d_crit(tree: xr.DataTree, N: Sequence[float], formats: Sequence = DEFAULT_FO
         Dims ``chain, draw, N, format`` (format labels ``E4M3``), tokens.
     """
     law = fit_info(tree)["law"]
-    p, _ = _flat(coefficients(tree, group), extra_dims=2)
+    p, shape = _flat(coefficients(tree, group), extra_dims=2)
     N = np.asarray(N, dtype=float)
     E = np.array([f[0] for f in formats], dtype=float)
     M = np.array([f[1] for f in formats], dtype=float)
+    p = _format_shifted(tree, p, shape, E, M, log2B)
     val = law_derived.critical_data_size(p, N[:, None], E[None, :], M[None, :], log2B, law)
     return xr.DataArray(val, dims=(*SAMPLE_DIMS, "N", "format"),
                         coords=_coords(tree) | {"N": N, "format": [format_label(*f)
@@ -194,6 +212,13 @@ def compute_optimal_precision(tree: xr.DataTree, C: Sequence[float], thin: int =
     coefs = {k_: (v.isel(draw=slice(None, None, thin)) if isinstance(v, xr.DataArray) else v)
              for k_, v in coefficients(tree, group).items()}
     p, shape = _flat(coefs)
+    info = fit_info(tree)
+    if info.get("log2b_power") and "log_gamma" in p and "log2b_power" in tree["posterior"]:
+        # the format offsets are defined at integer widths only; the search over continuous
+        # (E, M) uses the parametric trend (delta, nu) and the fitted power of log2 B
+        k_draws = tree["posterior"]["log2b_power"].isel(draw=slice(None, None, thin))
+        k_draws = np.asarray(k_draws.transpose(*SAMPLE_DIMS).values, dtype=float)
+        p["log_gamma"] = p["log_gamma"] - (k_draws - 1.0) * np.log(log2B)
     p = {k_: (v.ravel() if isinstance(v, np.ndarray) else v) for k_, v in p.items()}
     res = {}
     for c in C:

@@ -397,6 +397,23 @@ class LawModel:
         return pm.sample_prior_predictive(draws=draws, model=self.build_model(),
                                           random_seed=seed)
 
+    def _log_likelihood(self, tree, y: np.ndarray, seed: int):
+        """The pointwise log-likelihood of the fitted runs under each draw.
+
+        Returns
+        -------
+        tree : xarray.DataTree
+            The sampled tree (models that draw latent terms after sampling add them here).
+        log_likelihood : xarray.Dataset
+            ``log_loss``, dims ``chain, draw, run``.
+        """
+        import pymc as pm
+
+        ll = pm.compute_log_likelihood(tree, model=self.build_model(),
+                                       extend_inferencedata=False, progressbar=False)
+        ll.attrs = {}
+        return tree, ll
+
     def fit(self, y: np.ndarray | None = None, gate=None, **sampler):
         """Sample the posterior, add the log-likelihood, run the diagnostics gate.
 
@@ -417,7 +434,6 @@ class LawModel:
             ``fit_data`` (the run table) groups; ``attrs["bayesfp"]`` holds the configuration
             and the gate result as JSON. :func:`bayesfp.bayes.io.save_fit` writes it to a file.
         """
-        import pymc as pm
         import xarray as xr
 
         from bayesfp.bayes.diagnostics import check_fit
@@ -429,9 +445,7 @@ class LawModel:
             raise BayesfpInputError(f"y: expected shape {self.y.shape}, got {yy.shape}")
         m = self.build_model()
         tree = run_nuts(m, self._key(), {"log_loss_obs": yy}, cfg, self.var_names())
-        ll = pm.compute_log_likelihood(tree, model=m, extend_inferencedata=False,
-                                       progressbar=False)
-        ll.attrs = {}
+        tree, ll = self._log_likelihood(tree, yy, cfg.seed)
         obs = xr.Dataset({"log_loss": ("run", yy)}, coords={"run": self.run_ids})
         groups = {"posterior": tree["posterior"].to_dataset(),
                   "sample_stats": tree["sample_stats"].to_dataset(),

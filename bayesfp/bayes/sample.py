@@ -29,6 +29,7 @@ _PYMC_STATS = ("diverging", "energy", "tree_depth", "n_steps", "step_size", "lp"
                "acceptance_rate", "reached_max_treedepth")
 
 SAMPLERS = ("nutpie", "pymc")
+ADAPTATIONS = ("diag", "low_rank")
 
 _COMPILED: dict = {}
 
@@ -57,6 +58,11 @@ class SamplerConfig:
         Random seed.
     progressbar : bool
         Show a progress bar.
+    adaptation : str
+        nutpie's mass-matrix adaptation: ``diag`` (a diagonal mass matrix) or ``low_rank``
+        (diagonal plus the leading eigenvectors of the draws' covariance: follows correlated
+        directions such as the penalty exponents and their format offsets in far shorter
+        trajectories). PyMC's NUTS always adapts a diagonal one.
     """
 
     draws: int = defaults.DRAWS
@@ -67,8 +73,12 @@ class SamplerConfig:
     sampler: str = defaults.SAMPLER
     seed: int = defaults.SEED
     progressbar: bool = False
+    adaptation: str = "diag"
 
     def __post_init__(self):
+        if self.adaptation not in ADAPTATIONS:
+            raise BayesfpInputError(f"adaptation: unknown {self.adaptation!r} "
+                                    f"(use {', '.join(ADAPTATIONS)})")
         if self.sampler not in SAMPLERS:
             raise BayesfpInputError(f"sampler: unknown sampler {self.sampler!r} "
                                     f"(use {', '.join(SAMPLERS)})")
@@ -133,7 +143,7 @@ def run_nuts(model, key: str, data: dict, config: SamplerConfig, var_names=None)
                 compiled.with_data(**data), draws=config.draws, tune=config.tune,
                 chains=config.chains, cores=config.cores, seed=config.seed,
                 progress_bar=config.progressbar, target_accept=config.target_accept,
-                save_warmup=False,
+                save_warmup=False, adaptation=config.adaptation,
             )
             stats = tree["sample_stats"].to_dataset()
             stats = stats[[k for k in _NUTPIE_STATS if k in stats]].rename(

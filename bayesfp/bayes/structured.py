@@ -60,6 +60,7 @@ from bayesfp.bayes import models as bm
 from bayesfp.bayes import priors as pr
 from bayesfp.bayes import terms
 from bayesfp.bayes.likelihood import observe
+from bayesfp.bayes.marginal import LOG_2PI, Groups, draw_effects, log_density_pt
 from bayesfp.errors import BayesfpInputError
 
 STRUCTURE = ("cell", "cell_d", "seed_effect", "sigma_d", "discrepancy")
@@ -68,7 +69,9 @@ STRUCTURE = ("cell", "cell_d", "seed_effect", "sigma_d", "discrepancy")
 FORMAT_EFFECTS = ("parametric", "flex")
 
 STRUCTURE_PRIORS = {
-    "tau_fmt": pr.Prior("halfnormal", 0.0, 0.5),
+    # kept away from 0 (5% quantile 0.07): the offsets are sampled centred, which a scale
+    # near 0 would turn into a funnel; Sun's form is an approximation, not exact
+    "tau_fmt": pr.Prior("lognormal", float(np.log(0.25)), 0.75),
     "log2b_power": pr.Prior("normal", 1.0, 1.0),
     "tau_cell": pr.Prior("halfnormal", 0.0, 0.05),
     "log_tau_cell": pr.Prior("normal", float(np.log(0.02)), 1.0),
@@ -104,6 +107,23 @@ def parse_pool(specs) -> dict:
     return out
 
 
+def flex_basis(levels, weights=None) -> np.ndarray:
+    """Orthonormal basis (shape (level, level - 2)) of the per-level offsets of the flexible
+    format effect: vectors v over the levels (exponent or mantissa widths w) with
+    sum(weights * v) = 0 and sum(weights * v * log(w + 0.5)) = 0 (weights: runs per level;
+    default equal). The offsets are departures from Sun's power law that change neither gamma
+    nor the exponent (delta or nu) fitted to the runs, which the parametric terms keep; without
+    the constraint an offset pattern and the exponent describe the same trend and the sampler
+    must follow the ridge between them. Empty (0 columns) with fewer than 3 levels."""
+    w = np.asarray(levels, dtype=float)
+    if len(w) < 3:
+        return np.zeros((len(w), 0))
+    wt = np.ones_like(w) if weights is None else np.asarray(weights, dtype=float)
+    trend = np.column_stack([wt, wt * np.log(w + 0.5)])
+    q, _ = np.linalg.qr(trend, mode="complete")
+    return q[:, 2:]
+
+
 class StructuredMixin:
     """Adds the structure options of this module to a :class:`~bayesfp.bayes.models.LawModel`.
 
@@ -123,9 +143,12 @@ class StructuredMixin:
     def __init__(self, runs: pd.DataFrame, *, cell: bool = False, cell_d: bool = False,
                  seed_effect: bool = False, sigma_d: bool = False, discrepancy: bool = False,
                  pool=None, format_effect: str = "parametric", log2b_power: bool = False,
-                 **kw):
+                 marginal: bool = True, **kw):
         if kw.get("pool_by") is not None:
             raise BayesfpInputError("pool_by: use pool={'gamma': column} with structured models")
+        if kw.get("sigma_by") is not None:
+            raise BayesfpInputError("sigma_by: one noise sd per group does not combine with a "
+                                    "structured likelihood (use sigma-d, or --structure none)")
         self.cell, self.cell_d = bool(cell or cell_d), bool(cell_d)
         self.seed_effect = bool(seed_effect)
         self.sigma_d, self.discrepancy = bool(sigma_d), bool(discrepancy)
@@ -134,6 +157,9 @@ class StructuredMixin:
             raise BayesfpInputError(f"format_effect: unknown {format_effect!r} "
                              f"(use {', '.join(FORMAT_EFFECTS)})")
         self.format_effect, self.log2b_power = format_effect, bool(log2b_power)
+        self.marginal = (bool(marginal) and not kw.get("robust", False)
+                         and (self.cell or self.seed_effect))
+        self._generative = None
         super().__init__(runs, **kw)
         names = self.law.param_names
         for c in self.pool:
@@ -147,10 +173,14 @@ class StructuredMixin:
     @property
     def default_sampler_config(self):
         """As the plain models; models with group or cell scales use the pooled models' higher
-        target acceptance (their scales have funnels near 0)."""
+        target acceptance (their scales have funnels near 0), and models with the effects
+        integrated out nutpie's low-rank mass matrix (their posterior is close to Gaussian, with
+        a few correlated directions among the penalty terms)."""
         cfg = super().default_sampler_config
         if self.pool or self.cell or self.seed_effect or self.discrepancy:
             cfg.target_accept = defaults.TARGET_ACCEPT_POOLED
+        if self.marginal:
+            cfg.adaptation = "low_rank"
         return cfg
 
     @property
@@ -171,6 +201,24 @@ class StructuredMixin:
             out[f"tau_{c}"] = pr.Prior("halfnormal", 0.0, POOL_TAU[kind])
         return out
 
+    def _groups(self) -> None:
+        super()._groups()
+        self._drop_unidentified()
+
+    def _drop_unidentified(self) -> None:
+        """Turn off terms these runs cannot tell apart from another: a seed effect when every
+        cell has one seed (it is then the cell effect), a cell effect when every cell holds one
+        run (it is then the noise). Recorded in the configuration as ``dropped``."""
+        cells, seeds = terms.cell_keys(self.ok), terms.seed_keys(self.ok)
+        self.dropped = []
+        if self.seed_effect and len(set(seeds)) == len(set(cells)):
+            self.seed_effect = False
+            self.dropped.append("seed")
+        if self.cell and not self.seed_effect and len(set(cells)) == len(cells):
+            self.cell = self.cell_d = False
+            self.dropped.append("cell")
+        self.marginal = self.marginal and (self.cell or self.seed_effect)
+
     def _structure(self) -> None:
         ok = self.ok
         logN, logD = np.log(self.x["N"]), np.log(self.x["D"])
@@ -179,6 +227,8 @@ class StructuredMixin:
         self.cell_logD = terms.cell_log_d(self.cells)
         self.seed_cells = sorted(set(terms.seed_keys(ok)))
         self.seed_idx = terms.index_of(terms.seed_keys(ok), self.seed_cells)
+        self.effect_groups = Groups(self.seed_idx, terms.index_of(
+            [k.rsplit("|", 1)[0] for k in self.seed_cells], self.cells))
         self.levels_N = sorted({float(v) for v in np.round(logN, 9)})
         self.levels_D = sorted({float(v) for v in np.round(logD, 9)})
         self.iN = terms.index_of(np.round(logN, 9), self.levels_N)
@@ -188,7 +238,7 @@ class StructuredMixin:
             q = self._quantized()
             self.levels_E = sorted({int(v) for v in self.x["E"][q]})
             self.levels_M = sorted({int(v) for v in self.x["M"][q]})
-        self.pool_groups, self.pool_idx = {}, {}
+        self.pool_groups, self.pool_idx, self.pool_weights = {}, {}, {}
         q = self._quantized()
         for c, col in self.pool.items():
             if col not in ok:
@@ -201,12 +251,27 @@ class StructuredMixin:
                 raise BayesfpInputError(f"pool: column {col!r} has fewer than 2 groups for {c!r}")
             self.pool_groups[c] = groups
             self.pool_idx[c] = np.where(mask, terms.index_of(vals, groups), -1)
+            counts = np.bincount(self.pool_idx[c][mask], minlength=len(groups)).astype(float)
+            self.pool_weights[c] = counts / counts.sum()
+
+    def _precision_pooled(self) -> list:
+        """Pooled precision-sensitivity coefficients (gamma of Sun, gamma_w / gamma_a of
+        Kumar) pooled by one column: its groups are the fit's ``groups``, as with
+        ``pool_by``."""
+        prec = [c for c in self.pool if c in self.law.penalty_params or c.startswith("gamma")]
+        return [c for c in prec if self.pool[c] == self.pool[prec[0]]]
 
     def config(self) -> dict:
         out = super().config()
+        prec = self._precision_pooled() if hasattr(self, "pool_groups") else []
+        if prec:
+            # decisions, D_crit and the report choose a group of these, as for pool_by fits
+            out.update({"groups": self.pool_groups[prec[0]], "pooled": prec})
         out.update({"structure": {k: getattr(self, k) for k in STRUCTURE}
                     | {"centred": self.centred},
                     "format_effect": self.format_effect, "log2b_power": self.log2b_power,
+                    "marginal": getattr(self, "marginal", False),
+                    "dropped": list(getattr(self, "dropped", [])),
                     "levels": {"cells": getattr(self, "cells", []),
                                "seed_cells": getattr(self, "seed_cells", []),
                                "N": getattr(self, "levels_N", []),
@@ -225,6 +290,30 @@ class StructuredMixin:
 
     # ------------------------------------------------------------------ model
 
+    def law_variables(self):
+        """As :meth:`LawModel.law_variables`; with ``log2b_power`` the power k is sampled here
+        and ``log_gamma`` is shifted by (k - 1) c_B (c_B: mean log log2(B) of the quantized
+        runs), so that the sampled penalty intercept is the penalty at the runs' typical block
+        size whatever k is (otherwise k and gamma trade off along a ridge)."""
+        import pymc as pm
+
+        obs = pm.Data("log_loss_obs", self.y, dims="run")
+        p = self.law_params({name: self.priors[name].to_pymc(name) for name in self.sampled})
+        self._k = None
+        if self.log2b_power and "log_gamma" in p:
+            self._k = self.priors["log2b_power"].to_pymc("log2b_power")
+            p["log_gamma"] = p["log_gamma"] + (self._k - 1.0) * self.centre_log_log2b
+        for name in self.deterministics():
+            pm.Deterministic(name, p[name])
+        return obs, p
+
+    @property
+    def centre_log_log2b(self) -> float:
+        """Mean log log2(B) of the fitted quantized runs (0 without any)."""
+        lb = np.asarray(self.x.get("log2B", np.zeros(0)), dtype=float)
+        lb = lb[lb > 0]
+        return float(np.log(lb).mean()) if len(lb) else 0.0
+
     def _coef_key(self, p: Mapping, c: str) -> str:
         return ("log_" + c) if ("log_" + c) in p else c
 
@@ -240,71 +329,71 @@ class StructuredMixin:
         return walk - walk.mean()
 
     def build_model(self):
-        if self._model is not None:
-            return self._model
+        if self._model is None:
+            self._model = self._build(self.marginal)
+        return self._model
+
+    def generative_model(self):
+        """The model with every cell and seed effect sampled explicitly (what prior predictive
+        draws need: the marginal model has no per-run observed variable)."""
+        if not self.marginal:
+            return self.build_model()
+        if self._generative is None:
+            self._generative = self._build(False)
+        return self._generative
+
+    def sample_prior_predictive(self, draws: int = 500, seed: int = 0):
+        import pymc as pm
+
+        return pm.sample_prior_predictive(draws=draws, model=self.generative_model(),
+                                          random_seed=seed)
+
+    def _build(self, marginal: bool):
         import pymc as pm
         import pytensor.tensor as pt
 
         coords = {"run": self.run_ids}
         for c, groups in self.pool_groups.items():
             coords[f"group_{c}"] = groups
+        prec = self._precision_pooled()
+        if prec:
+            coords["group"] = self.pool_groups[prec[0]]
         if self.cell:
             coords["cell"] = self.cells
         if self.seed_effect:
             coords["seed_cell"] = self.seed_cells
         if self.format_effect == "flex":
             for ax, levels in (("E", self.levels_E), ("M", self.levels_M)):
-                if len(levels) >= 2:
+                if flex_basis(levels).shape[1]:
                     coords[f"fmt_{ax}"] = levels
         if self.discrepancy:
             coords["step_N"] = list(range(len(self.levels_N) - 1))
             coords["step_D"] = list(range(len(self.levels_D) - 1))
         x = {k: self.x[k] for k in self.law.inputs}
+        cD = self.centres["cD"]
+        group_logD = terms.cell_log_d(self.seed_cells)
         with pm.Model(coords=coords) as m:
             obs, p = self.law_variables()
             offs = {}
             for c in self.pool:
                 dim = f"group_{c}"
+                w = self.pool_weights[c]
                 if self.pooling == "partial":
                     tau = self.priors[f"tau_{c}"].to_pymc(f"tau_{c}")
-                    z = pm.ZeroSumNormal(f"z_{c}", sigma=1.0, dims=dim)
-                    off = pm.Deterministic(f"{c}_offset", tau * z, dims=dim)
+                    z = pm.Normal(f"z_{c}", 0.0, 1.0, dims=dim)
                 else:
-                    off = pm.ZeroSumNormal(f"{c}_offset", sigma=pr.NO_POOLING_SD, dims=dim)
+                    tau, z = 1.0, pm.Normal(f"z_{c}", 0.0, pr.NO_POOLING_SD, dims=dim)
+                off = pm.Deterministic(f"{c}_offset", tau * (z - pt.dot(w, z)), dims=dim)
                 base = p[self._coef_key(p, c)]
                 pm.Deterministic(f"{self._coef_key(p, c)}_in_{self.pool[c]}",
                                  base * pt.exp(off) if c == "eps" else base + off, dims=dim)
+                if c in prec:
+                    pm.Deterministic(f"{self._coef_key(p, c)}_group", base + off, dims="group")
                 full = pt.concatenate([pt.zeros(1), off])
                 offs[c] = full[self.pool_idx[c] + 1]
             p = terms.apply_pool(p, offs)
             p = terms.format_terms(p, self.x, self._format_graph())
             mu = pt.log(self.law.loss(p, x, xp=pt))
-            if self.cell_d:
-                lt = self.priors["log_tau_cell"].to_pymc("log_tau_cell")
-                slope = self.priors["tau_cell_slope"].to_pymc("tau_cell_slope")
-                z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
-                tau = pt.exp(lt + slope * (self.cell_logD - self.centres["cD"]))
-                mu = mu + (tau * z)[self.cell_idx]
-            elif self.cell and self.centred:
-                tau = self.priors["tau_cell"].to_pymc("tau_cell")
-                c = pm.Normal("cell_effect", 0.0, tau, dims="cell")
-                pm.Deterministic("z_cell", c / tau, dims="cell")
-                mu = mu + c[self.cell_idx]
-            elif self.cell:
-                tau = self.priors["tau_cell"].to_pymc("tau_cell")
-                z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
-                mu = mu + (tau * z)[self.cell_idx]
-            if self.sigma_d:
-                ls = self.priors["log_sigma"].to_pymc("log_sigma")
-                slope = self.priors["sigma_slope"].to_pymc("sigma_slope")
-                pm.Deterministic("sigma", pt.exp(ls))
-            if self.seed_effect:
-                tau = self.priors["tau_seed"].to_pymc("tau_seed")
-                z = pm.Normal("z_seed", 0.0, 1.0, dims="seed_cell")
-                if self.sigma_d:
-                    tau = tau * pt.exp(slope * (terms.cell_log_d(self.seed_cells)
-                                                - self.centres["cD"]))
-                mu = mu + (tau * z)[self.seed_idx]
             if self.discrepancy:
                 for ax, levels, idx in (("N", self.levels_N, self.iN),
                                         ("D", self.levels_D, self.iD)):
@@ -313,13 +402,103 @@ class StructuredMixin:
                     tau = self.priors[f"tau_d{ax}"].to_pymc(f"tau_d{ax}")
                     z = pm.Normal(f"z_d{ax}", 0.0, 1.0, dims=f"step_{ax}")
                     mu = mu + self._bm_levels(levels, z, tau)[idx]
+            # Cell-effect sd: per cell (cell_d) or one.
+            tau_cell = None
+            if self.cell_d:
+                lt = self.priors["log_tau_cell"].to_pymc("log_tau_cell")
+                slope_c = self.priors["tau_cell_slope"].to_pymc("tau_cell_slope")
+                tau_cell = pt.exp(lt + slope_c * (self.cell_logD - cD))
+            elif self.cell:
+                tau_cell = self.priors["tau_cell"].to_pymc("tau_cell")
+            # Noise sd: per run and per seed group (one value per D), or one.
             if self.sigma_d:
-                sd = pt.exp(ls + slope * (np.log(self.x["D"]) - self.centres["cD"]))
+                ls = self.priors["log_sigma"].to_pymc("log_sigma")
+                slope = self.priors["sigma_slope"].to_pymc("sigma_slope")
+                pm.Deterministic("sigma", pt.exp(ls))
+                sd = pt.exp(ls + slope * (np.log(self.x["D"]) - cD))
+                sd_group = pt.exp(ls + slope * (group_logD - cD))
             else:
                 sd = self.priors["sigma"].to_pymc("sigma")
-            observe("log_loss", mu, sd, obs, robust=self.robust, dims="run")
-        self._model = m
+                sd_group = sd * np.ones(len(self.seed_cells))
+            tau_seed = None
+            if self.seed_effect:
+                tau_seed = self.priors["tau_seed"].to_pymc("tau_seed")
+                if self.sigma_d:
+                    tau_seed = tau_seed * pt.exp(slope * (group_logD - cD))
+            if marginal:
+                pm.Potential("log_loss", log_density_pt(
+                    obs - mu, self.effect_groups, sd_group ** 2,
+                    None if tau_seed is None else tau_seed ** 2 * np.ones(len(self.seed_cells)),
+                    None if tau_cell is None else tau_cell ** 2))
+            else:
+                if self.cell and self.centred and not self.cell_d:
+                    c = pm.Normal("cell_effect", 0.0, tau_cell, dims="cell")
+                    pm.Deterministic("z_cell", c / tau_cell, dims="cell")
+                    mu = mu + c[self.cell_idx]
+                elif self.cell:
+                    z = pm.Normal("z_cell", 0.0, 1.0, dims="cell")
+                    mu = mu + (tau_cell * z)[self.cell_idx]
+                if self.seed_effect:
+                    z = pm.Normal("z_seed", 0.0, 1.0, dims="seed_cell")
+                    mu = mu + (tau_seed * z)[self.seed_idx]
+                observe("log_loss", mu, sd, obs, robust=self.robust, dims="run")
         return m
+
+    def _log_likelihood(self, tree, y, seed: int):
+        """Models with the effects integrated out draw them back per posterior draw
+        (:func:`bayesfp.bayes.marginal.draw_effects`, seeded), store them as ``z_cell`` and
+        ``z_seed``, and give the pointwise log-likelihood given them, as the model with the
+        effects sampled does."""
+        if not self.marginal:
+            return super()._log_likelihood(tree, y, seed)
+        import xarray as xr
+
+        post = tree["posterior"].to_dataset()
+        info = self.config()
+        plain = dict(info, structure=dict(info["structure"], cell=False, cell_d=False,
+                                          seed_effect=False))
+        runs = self.ok.reset_index(drop=True)
+        mu = terms.predict_log_loss(post, plain, runs, noise=False)
+        cD = self.centres["cD"]
+        group_logD = terms.cell_log_d(self.seed_cells)[None, :]
+        sd_group = terms.noise_sd(post, info, np.exp(group_logD[0]))
+        tau_s = tau_c = None
+        if self.seed_effect:
+            tau_s = terms.draws_of(post, "tau_seed")[:, None] * np.ones_like(sd_group)
+            if self.sigma_d:
+                tau_s = tau_s * np.exp(terms.draws_of(post, "sigma_slope")[:, None]
+                                       * (group_logD - cD))
+        if self.cell_d:
+            tau_c = np.exp(terms.draws_of(post, "log_tau_cell")[:, None]
+                           + terms.draws_of(post, "tau_cell_slope")[:, None]
+                           * (self.cell_logD[None, :] - cD))
+        elif self.cell:
+            tau_c = terms.draws_of(post, "tau_cell")[:, None] * np.ones((1, len(self.cells)))
+        rng = np.random.default_rng([int(seed), 0x5EED])
+        r = np.asarray(y, dtype=float)[None, :] - mu
+        cell, seed_eff = draw_effects(r, self.effect_groups, sd_group ** 2,
+                                      None if tau_s is None else tau_s ** 2,
+                                      None if tau_c is None else tau_c ** 2, rng)
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        if cell is not None:
+            mu = mu + cell[:, self.cell_idx]
+            post["z_cell"] = (("chain", "draw", "cell"),
+                              (cell / tau_c).reshape(shape + (-1,)))
+            post = post.assign_coords(cell=self.cells)
+        if seed_eff is not None:
+            mu = mu + seed_eff[:, self.seed_idx]
+            post["z_seed"] = (("chain", "draw", "seed_cell"),
+                              (seed_eff / tau_s).reshape(shape + (-1,)))
+            post = post.assign_coords(seed_cell=self.seed_cells)
+        sd = terms.noise_sd(post, info, self.x["D"])
+        z = (y[None, :] - mu) / sd
+        ll = -np.log(sd) - 0.5 * (z * z + LOG_2PI)
+        ll = xr.Dataset({"log_loss": (("chain", "draw", "run"), ll.reshape(shape + (-1,)))},
+                        coords={"chain": post["chain"], "draw": post["draw"],
+                                "run": self.run_ids})
+        out = xr.DataTree.from_dict({"posterior": post,
+                                     "sample_stats": tree["sample_stats"].to_dataset()})
+        return out, ll
 
     # ------------------------------------------------------------------ format terms
 
@@ -331,15 +510,18 @@ class StructuredMixin:
         out = {}
         if self.format_effect == "flex" and self.levels_E:
             tau = self.priors["tau_fmt"].to_pymc("tau_fmt")
+            q = self._quantized()
             for ax, levels in (("E", self.levels_E), ("M", self.levels_M)):
-                if len(levels) < 2:
+                counts = [np.sum(self.x[ax][q] == v) for v in levels]
+                basis = flex_basis(levels, counts)
+                if basis.shape[1] == 0:
                     continue
-                z = pm.ZeroSumNormal(f"z_fmt_{ax}", sigma=1.0, dims=f"fmt_{ax}")
-                off = pm.Deterministic(f"fmt_{ax}_offset", tau * z, dims=f"fmt_{ax}")
+                v = pm.Normal(f"v_fmt_{ax}", 0.0, tau, shape=basis.shape[1])
+                off = pm.Deterministic(f"fmt_{ax}_offset", pt.dot(basis, v), dims=f"fmt_{ax}")
                 full = pt.concatenate([pt.zeros(1), off])
                 out[ax] = full[terms.index_of(self.x[ax].astype(int), levels) + 1]
-        if self.log2b_power:
-            out["k"] = self.priors["log2b_power"].to_pymc("log2b_power")
+        if self._k is not None:
+            out["k"] = self._k
         return out
 
     def format_log_penalty(self, tree, E, M, seed: int = 0) -> np.ndarray:

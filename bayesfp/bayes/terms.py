@@ -228,7 +228,7 @@ def format_draws(post, info: Mapping, E: np.ndarray, M: np.ndarray, rng) -> dict
         tau = draws_of(post, "tau_fmt")
         for ax, vals in (("E", E), ("M", M)):
             levels = info["levels"][ax]
-            if len(levels) < 2:
+            if f"fmt_{ax}_offset" not in post:
                 continue
             keys = np.asarray(vals).astype(int)
             out[ax] = keyed_effect(draws_of(post, f"fmt_{ax}_offset"),
@@ -236,6 +236,30 @@ def format_draws(post, info: Mapping, E: np.ndarray, M: np.ndarray, rng) -> dict
                                    levels, rng)
     if info.get("log2b_power"):
         out["k"] = draws_of(post, "log2b_power")[:, None]
+    return out
+
+
+def log_gamma_shift(post, info: Mapping, E, M, log2B, seed: int = 0) -> np.ndarray:
+    """What a structured fit's flexible format effect and block-size power add to log gamma
+    for formats (E, M) at blocks of log2(B) = ``log2B`` (scalar or one per format):
+    -(offset_E + offset_M) - (k - 1) log(log2B), as :func:`format_terms` applies it. Unseen E or
+    M levels get fresh offsets (seeded). Zeros for a fit without these terms.
+
+    Returns
+    -------
+    numpy.ndarray, shape (chain * draw, format)
+    """
+    E = np.atleast_1d(np.asarray(E, dtype=float))
+    M = np.atleast_1d(np.asarray(M, dtype=float))
+    S = post.sizes["chain"] * post.sizes["draw"]
+    out = np.zeros((S, len(E)))
+    t = format_draws(post, info, E, M, np.random.default_rng(seed))
+    for ax in ("E", "M"):
+        if ax in t:
+            out = out - t[ax]
+    if "k" in t:
+        lb = np.broadcast_to(np.asarray(log2B, dtype=float), E.shape)
+        out = out - (t["k"] - 1.0) * np.log(np.where(lb > 0, lb, 1.0))[None, :]
     return out
 
 

@@ -16,17 +16,38 @@ STRUCTURE_FLAGS = {"cell": "cell", "cell-d": "cell_d", "seed": "seed_effect",
 
 
 def structure_kw(structure: str | None, pool: list[str] | None = None,
-                 format_effect: str = "parametric") -> dict:
-    """Model keywords from ``--structure cell,seed,...``, ``--pool`` and ``--format-effect``."""
+                 format_effect: str | None = None, law: str = defaults.LAW) -> dict:
+    """Model keywords from ``--structure cell,seed,...``, ``--pool`` and ``--format-effect``.
+
+    ``structure=None`` is the default likelihood (:data:`bayesfp.defaults.STRUCTURE`, with the
+    flexible format effect), ``"none"`` the plain one; ``format_effect=None`` is ``flex`` with
+    any structure term and ``parametric`` without. A law with no precision term (chinchilla)
+    drops the block-size power and format effect from the default and refuses them when asked.
+    """
+    from bayesfp.laws.registry import get_law
+
+    precision = bool(get_law(law).penalty_params)
+    asked = structure is not None
+    items = [i.strip().lower() for i in (defaults.STRUCTURE if structure is None
+                                         else structure).split(",")]
     kw = {}
-    for item in (structure or "").split(","):
-        item = item.strip().lower()
+    for item in items:
         if not item or item == "none":
             continue
         if item not in STRUCTURE_FLAGS:
             raise BayesfpInputError(f"structure: unknown term {item!r} (choose from "
-                                    f"{', '.join(STRUCTURE_FLAGS)})")
+                                    f"{', '.join(STRUCTURE_FLAGS)}, or none)")
+        if item == "log2b-power" and not precision:
+            if asked:
+                raise BayesfpInputError(f"structure: log2b-power needs a law with a precision "
+                                        f"term; {law!r} has none")
+            continue
         kw[STRUCTURE_FLAGS[item]] = True
+    if format_effect is None:
+        format_effect = defaults.FORMAT_EFFECT if (kw and precision) else "parametric"
+    elif format_effect != "parametric" and not precision:
+        raise BayesfpInputError(f"format-effect: {format_effect!r} needs a law with a precision "
+                                f"term; {law!r} has none")
     if pool:
         kw["pool"] = list(pool)
     if format_effect != "parametric":
@@ -41,7 +62,7 @@ def calibrate_command(
         "--pool-by", help="Run-table column to pool the precision sensitivity over.")] = None,
     pool: opt.Pool = None,
     structure: opt.Structure = None,
-    format_effect: opt.FormatEffect = "parametric",
+    format_effect: opt.FormatEffect = None,
     robust: Annotated[bool, typer.Option("--robust", help="Student-t likelihood.")] = False,
     cuts: Annotated[str, typer.Option(
         help="Held-out cuts, comma-separated: top20_N, top20_D, top2_N.")] =
@@ -73,7 +94,7 @@ def calibrate_command(
     all_runs, path = load_runs(runs_file)
     table = keep_where(all_runs, where)
     output.print_where(where, len(table), len(all_runs))
-    kw = structure_kw(structure, pool, format_effect)
+    kw = structure_kw(structure, pool, format_effect, law)
     if pool_by:
         if kw:
             kw.setdefault("pool", []).append(f"gamma={pool_by}")

@@ -47,7 +47,7 @@ def fit_command(
     sampler: Annotated[str, typer.Option(help="bayes: nutpie or pymc.")] = defaults.SAMPLER,
     structure: opt.Structure = None,
     pool: opt.Pool = None,
-    format_effect: opt.FormatEffect = "parametric",
+    format_effect: opt.FormatEffect = None,
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
 ):
@@ -84,7 +84,7 @@ def fit_command(
                                 pooling=pooling, robust=robust, sigma_by=sigma_by,
                                 draws=draws, tune=tune, chains=chains, seed=seed,
                                 sampler=sampler,
-                                structure=structure_kw(structure, pool, format_effect)))
+                                structure=structure_kw(structure, pool, format_effect, law)))
 
 
 def _point(table, path, law, n_boot, level, seed, out, inputs_kw, where):

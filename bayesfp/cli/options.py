@@ -80,10 +80,12 @@ def finite(value: float | None, key: str, positive: bool = False) -> float | Non
     return float(value)
 Structure = Annotated[str | None, typer.Option(
     "--structure", help="bayes: likelihood terms, comma-separated: cell, cell-d, seed, sigma-d, "
-                        "discrepancy, log2b-power (docs/bayes.md).")]
+                        "discrepancy, log2b-power; none for the plain model "
+                        f"[default: {defaults.STRUCTURE}] (docs/bayes.md).")]
 Pool = Annotated[list[str] | None, typer.Option(
     "--pool", help="bayes: COEFS=COLUMN, pool these coefficients by this column, e.g. "
                    "eps,n,d=dataset or gamma=operands (repeatable).")]
-FormatEffect = Annotated[str, typer.Option(
+FormatEffect = Annotated[str | None, typer.Option(
     "--format-effect", help="bayes: parametric (Sun's (E+0.5)^delta (M+0.5)^nu) or flex (plus "
-                            "pooled per-E and per-M effects).")]
+                            "pooled per-E and per-M effects) [default: flex with a structure, "
+                            "parametric with --structure none].")]

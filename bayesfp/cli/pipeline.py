@@ -38,7 +38,7 @@ def pipeline_command(
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
     structure: opt.Structure = None,
-    format_effect: opt.FormatEffect = "parametric",
+    format_effect: opt.FormatEffect = None,
 ):
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
@@ -59,7 +59,7 @@ def pipeline_command(
                        seed=seed, where=where, tensor_log2b=tensor_log2b, cost=cost,
                        progress=True,
                        on_step=lambda k, title: output.console.rule(f"{k}/3 {title}"),
-                       structure=structure_kw(structure, None, format_effect))
+                       structure=structure_kw(structure, None, format_effect, law))
     output.console.rule("summary")
     output.print_where(where, len(res.table), res.n_read)
     output.print_bayes_fit(res.fit, defaults.HDI_PROB)

@@ -41,6 +41,10 @@ class PosteriorDraws:
         Keywords of :func:`bayesfp.laws.law_inputs` the fit used (``channel_log2b``, ...).
     runs : pandas.DataFrame, optional
         The fitted run table (used to place default candidate runs near the data).
+    format_shift : callable, optional
+        ``format_shift(E, M, log2B) -> array (S,)``: what a format adds to ``log_gamma`` per
+        draw beyond the law's own (E, M, B) terms (a structured fit's flexible format effect
+        and block-size power).
     """
 
     law: Law
@@ -49,6 +53,7 @@ class PosteriorDraws:
     robust: bool = False
     inputs_kw: Mapping = field(default_factory=dict)
     runs: pd.DataFrame | None = None
+    format_shift: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "law", get_law(self.law))
@@ -78,8 +83,12 @@ class PosteriorDraws:
         idx = np.asarray(idx)
         params = {k: (v[idx] if isinstance(v, np.ndarray) and v.size > 1 else v)
                   for k, v in self.params.items()}
+        shift = None
+        if self.format_shift is not None:
+            def shift(E, M, log2B, _f=self.format_shift):
+                return _f(E, M, log2B)[idx]
         return PosteriorDraws(self.law, params, self.sigma[idx], self.robust, self.inputs_kw,
-                              self.runs)
+                              self.runs, shift)
 
     def format_inputs(self, fmt: Format) -> dict:
         """The law's inputs other than N and D for a run in ``fmt`` (floats)."""
@@ -109,6 +118,10 @@ class PosteriorDraws:
         params = {k: (v.reshape(v.shape + (1,) * extra) if isinstance(v, np.ndarray)
                       and extra > 0 else v) for k, v in self.params.items()}
         x = self.format_inputs(fmt)
+        if (self.format_shift is not None and "log_gamma" in params
+                and x.get("log2B", 0.0) > 0):
+            shift = np.asarray(self.format_shift(x["E"], x["M"], x["log2B"]), dtype=float)
+            params["log_gamma"] = params["log_gamma"] + shift.reshape(shift.shape + (1,) * extra)
         shape = np.broadcast_shapes(N.shape, D.shape)
         x = {k: np.full(shape, v) for k, v in x.items()} | {"N": N, "D": D}
         with np.errstate(over="ignore", invalid="ignore"):
@@ -165,7 +178,19 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
             sigma = sig.sel(sigma_group=sigma_group)
     else:
         sigma = sig
+    shift = None
+    if "log_gamma" in params and (info.get("format_effect") == "flex"
+                                  or info.get("log2b_power")):
+        from bayesfp.bayes.terms import log_gamma_shift
+
+        post, cache = tree["posterior"].to_dataset(), {}
+
+        def shift(E, M, log2B):
+            key = (float(E), float(M), float(log2B))
+            if key not in cache:  # one draw of an unseen level's offset per format
+                cache[key] = log_gamma_shift(post, info, [E], [M], log2B)[::thin, 0]
+            return cache[key]
     return PosteriorDraws(info["law"], params, _flatten(sigma)[::thin],
                           robust=bool(info.get("robust", False)),
                           inputs_kw=info.get("inputs_kw") or {},
-                          runs=fit_table(tree, fitted_only=True))
+                          runs=fit_table(tree, fitted_only=True), format_shift=shift)
