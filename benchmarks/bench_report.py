@@ -1,15 +1,27 @@
-"""Time ``write_report`` for a 4 x 1000-draw Sun-law fit of the shipped demo runs.
+"""Time reports: ``write_report`` of a fresh demo fit, or the whole ``bayesfp report`` command.
 
     python benchmarks/bench_report.py              # fit once (not timed), report 3 times
     python benchmarks/bench_report.py --fit fit.nc --repeats 5
+    python benchmarks/bench_report.py --cli models/runs_sun.nc \\
+        --decision reports/runs/decision.json --baseline HEAD~3 --repeats 5
 
-Prints the wall and CPU time of each report and the medians (CPU time is the better measure
-on a shared machine); the fit is made with the default sampler
+Without ``--cli`` it prints the wall and CPU time of each ``write_report`` call and the medians
+(CPU time is the better measure on a shared machine); the fit is made with the default sampler
 settings (4 chains x 1000 draws) unless ``--fit`` names one.
+
+With ``--cli FIT`` it times the whole command ``bayesfp report FIT -o TMP --no-svg`` (Python's
+start, the imports and loading the fit included) in a fresh process per repeat, wall time and
+the CPU time of the process (user + system). ``--baseline REV`` runs the same command with the
+``bayesfp`` package of git revision REV (``git archive``) first on ``PYTHONPATH``, alternating
+with the working tree's in every repeat, so that both see the same load; it prints both medians
+and their ratio.
 """
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,14 +30,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fit", type=Path, help="a saved fit (.nc); default: fit the demo runs")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--svg", action="store_true", help="also write SVG files (default: PNG)")
-    args = ap.parse_args()
 
+def _write_report(args) -> None:
     from bayesfp.bayes.io import load_fit, save_fit
     from bayesfp.bayes.models import model_for
     from bayesfp.datasets import default_runs_path
@@ -51,6 +59,73 @@ def main():
         print(f"report {i + 1}: {times[-1]:.1f} s wall, {cpu[-1]:.1f} s CPU")
     print(f"median of {len(times)}: {statistics.median(times):.1f} s wall, "
           f"{statistics.median(cpu):.1f} s CPU (svg={args.svg})")
+
+
+def _run(cmd: list[str], pythonpath: str | None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one command in a fresh process."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
+    t0 = time.perf_counter()
+    # run outside the checkout: python -m puts the working folder first on sys.path
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=tempfile.gettempdir())
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode not in (0, 3):  # 3: the fit failed its gate, the report is written
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def _cli(args) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-report-cli-"))
+    trees = {"current": str(ROOT)}
+    if args.baseline:
+        base = tmp / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", args.baseline, "bayesfp"], cwd=ROOT,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        trees = {f"baseline {args.baseline}": str(base), "current": str(ROOT)}
+    res = {k: ([], []) for k in trees}
+    for i in range(args.repeats):
+        for name, path in trees.items():
+            cmd = [sys.executable, "-m", "bayesfp.cli", "report", str(args.cli.resolve()), "-o",
+                   str(tmp / f"report-{i}-{len(res[name][0])}"),
+                   "--svg" if args.svg else "--no-svg"]
+            if args.decision:
+                cmd += ["--decision", str(args.decision.resolve())]
+            wall, cpu = _run(cmd, path)
+            res[name][0].append(wall)
+            res[name][1].append(cpu)
+            print(f"{name} {i + 1}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    med = {k: (statistics.median(w), statistics.median(c)) for k, (w, c) in res.items()}
+    for name, (w, c) in med.items():
+        print(f"{name}: median of {args.repeats}: {w:.1f} s wall, {c:.1f} s CPU "
+              f"(svg={args.svg})")
+    if args.baseline:
+        (bw, bc), (cw, cc) = med[next(iter(med))], med["current"]
+        print(f"current / baseline: {cw / bw:.2f} wall, {cc / bc:.2f} CPU")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fit", type=Path, help="a saved fit (.nc); default: fit the demo runs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--svg", action="store_true", help="also write SVG files (default: PNG)")
+    ap.add_argument("--cli", type=Path, metavar="FIT",
+                    help="time the whole bayesfp report command on this fit")
+    ap.add_argument("--decision", type=Path, help="with --cli: a decision JSON for the report")
+    ap.add_argument("--baseline", metavar="REV",
+                    help="with --cli: also time the bayesfp package of this git revision")
+    args = ap.parse_args()
+    if args.cli is not None:
+        _cli(args)
+    else:
+        _write_report(args)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def report_command(
     if out.exists() and not out.is_dir():
         raise BayesfpInputError(f"--out: {out} is a file; give a folder for the report")
     dec = read_json(decision, "decision") if decision is not None else None
-    tree = load_fit(fit_file)
+    tree = load_fit(fit_file, predictive=False)  # the report draws its own predictions
     path = write_report(tree, out, runs=runs, extra_fits=list(compare or ()) or None,
                         decision=dec, holdout=holdout, svg=svg, source=str(fit_file),
                         n_factor=n_factor, c_factor=c_factor)

@@ -74,6 +74,17 @@ def _finish_panels(fig: Figure, axes, n_used: int, **legend_kw) -> Figure:
     return _close_new(fig)
 
 
+def _log_scale(ax, *which: str) -> None:
+    """Log scale on ``x`` and/or ``y`` with major ticks only: the unlabelled minor ticks of an
+    axis spanning several decades cost more to lay out and draw than the rest of the panel."""
+    from matplotlib.ticker import NullLocator
+
+    for w in which:
+        axis = ax.xaxis if w == "x" else ax.yaxis
+        (ax.set_xscale if w == "x" else ax.set_yscale)("log")
+        axis.set_minor_locator(NullLocator())
+
+
 def _close_new(fig: Figure) -> Figure:
     """Detach a figure from pyplot's registry so that it is not kept alive by it."""
     plt.close(fig)
@@ -165,7 +176,8 @@ def prior_posterior(tree: xr.DataTree, prior: xr.Dataset | None = None) -> Figur
         x0, x1 = lo - 1.5 * w, hi + 1.5 * w
         if name == "sigma" or name.startswith("tau_"):
             x0 = max(x0, 0.0)
-        ax.hist(v, bins=40, density=True, color="tab:blue", alpha=0.6, label="posterior")
+        ax.hist(v, bins=40, density=True, histtype="stepfilled", color="tab:blue", alpha=0.6,
+                label="posterior")
         xs = np.linspace(x0, x1, 300)
         key = "tau" if name.startswith("tau_") else name
         if key in stored:
@@ -289,12 +301,11 @@ def residual_plot(pred: pd.DataFrame) -> Figure:
             ax.set_xticklabels(cats, fontsize=8, rotation=45, ha="right")
             x = x + rng.uniform(-0.2, 0.2, len(x))
         elif col in ("N", "D"):
-            from matplotlib.ticker import LogLocator, NullFormatter
+            from matplotlib.ticker import LogLocator
 
             x = pred[col].to_numpy(dtype=float) * np.exp(rng.uniform(-0.08, 0.08, len(pred)))
-            ax.set_xscale("log")
+            _log_scale(ax, "x")
             ax.xaxis.set_major_locator(LogLocator(base=10, numticks=4))
-            ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             x = pred[col].to_numpy(dtype=float) + rng.uniform(-0.2, 0.2, len(pred))
         ax.plot(x[quant], z[quant], ".", ms=3, color="tab:blue", alpha=0.6, label="quantized")
@@ -309,13 +320,14 @@ def residual_plot(pred: pd.DataFrame) -> Figure:
     return _close_new(fig)
 
 
-def loo_pit_plot(tree: xr.DataTree) -> Figure:
+def loo_pit_plot(tree: xr.DataTree, pred: xr.DataArray | None = None) -> Figure:
     """LOO-PIT Delta-ECDF of the fitted runs' log-loss (``arviz.plot_loo_pit``), with the
     p-value of ArviZ's uniformity test. Near zero: the predictive distributions are
-    calibrated."""
+    calibrated. ``pred``: the predictive loss draws of the fitted runs when already computed
+    (see :func:`bayesfp.report.quantities.loo_pit_tree`)."""
     import arviz as az
 
-    pc = az.plot_loo_pit(q.loo_pit_tree(tree), figure_kwargs={"figsize": (WIDTH * 0.6, 3.0),
+    pc = az.plot_loo_pit(q.loo_pit_tree(tree, pred=pred), figure_kwargs={"figsize": (WIDTH * 0.6, 3.0),
                                                                "layout": "constrained"})
     return _close_new(_arviz_figure(pc))
 
@@ -379,7 +391,7 @@ def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
                 ax.plot(runs.loc[m, "D"], runs.loc[m, "loss"], "o", ms=4, color=colors[lab],
                         mec="k", mew=0.5)
         ax.axvspan(d_max, D[-1], **EXTRAPOLATION, label="past the runs' D")
-        ax.set_xscale("log")
+        _log_scale(ax, "x")
         ax.set_xlim(D[0], D[-1])
         lo_y = min(ymin, cur["median"].min())
         ax.set_ylim(lo_y - 0.05 * (ymax - lo_y), lo_y + 1.3 * (ymax - lo_y) * 0.5 + 0.15)
@@ -408,8 +420,7 @@ def d_crit_vs_n(table: pd.DataFrame, n_range=None, prob: float = q.PROB) -> Figu
         t = table[table["format"] == lab]
         ax.fill_between(t["N"], t["lo"], t["hi"], color=colors[lab], alpha=0.2, lw=0)
         ax.plot(t["N"], t["median"], color=colors[lab], lw=1.8, label=f"{lab} B128")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_scale(ax, "x", "y")
     n0, n1 = float(table["N"].min()), float(table["N"].max())
     if n_range is not None:
         ax.axvspan(n0, n_range[0], **EXTRAPOLATION)
@@ -478,7 +489,7 @@ def compute_optimal_plot(table: pd.DataFrame, max_C: float | None = None,
     c0, c1 = float(table["C"].min()), float(table["C"].max())
     if max_C is not None and max_C < c1:
         ax.axvspan(max(max_C, c0), c1, **EXTRAPOLATION, label="beyond the runs' compute")
-    ax.set_xscale("log")
+    _log_scale(ax, "x")
     ax.set_xlim(c0, c1)
     ax.set_xlabel("training compute C (FLOPs), C = (6/16) P N D", fontsize=9)
     ax.set_ylabel("compute-optimal precision P (bits)", fontsize=9)

@@ -13,9 +13,9 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp.bayes import derived as dv
-from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo, ppc_coverage
+from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo
 from bayesfp.bayes.diagnostics import identification
-from bayesfp.bayes.io import fit_info
+from bayesfp.bayes.io import fit_info, fit_table
 from bayesfp.decide.summary import cost_text
 from bayesfp.laws.registry import get_law
 from bayesfp.report import figures as F
@@ -64,6 +64,16 @@ class Context:
         self.thinned = q.thin(self.tree)
         self.prior = q.prior_draws(self.tree)
         self.law = get_law(self.info["law"])
+
+    def predictive(self, noise: bool = True) -> xr.DataArray:
+        """Predictive loss draws of the fitted runs on the thinned draws, computed once: a new
+        run's measured loss (``noise``) or the law's mean loss (seed 0, as
+        :func:`bayesfp.report.quantities.predictive_table` draws them)."""
+        key = f"predictive_{bool(noise)}"
+        if key not in self.facts:
+            runs = fit_table(self.thinned, fitted_only=True)
+            self.facts[key] = dv.predict_loss(self.thinned, runs, noise=noise, seed=0)
+        return self.facts[key]
 
 
 def esc(x) -> str:
@@ -126,8 +136,6 @@ def factor(x: float, top: float) -> str:
 
 def _main_group(tree, info) -> str:
     """The group of a pooled fit most fitted quantized runs belong to."""
-    from bayesfp.bayes.io import fit_table
-
     runs = fit_table(tree, fitted_only=True)
     col = info.get("pool_by")
     quant = runs[runs["operands"].astype(str) != "none"]
@@ -406,8 +414,8 @@ def coefficients(ctx: Context, sink) -> str:
 
 
 def fit_quality(ctx: Context, sink) -> str:
-    pred = q.predictive_table(ctx.thinned)
-    cov = ppc_coverage(ctx.thinned)
+    pred = q.predictive_table(ctx.thinned, pred=ctx.predictive(), mean=ctx.predictive(False))
+    cov = coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float))
     ctx.facts["coverage"] = dict(cov)
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
@@ -434,7 +442,7 @@ def fit_quality(ctx: Context, sink) -> str:
                             "LOO estimates are unreliable (influential runs).")
         lt.loc["influential runs"] = ", ".join(lo["bad_runs"][:10])
     out += ("<h3>Leave-one-out predictive accuracy</h3>" + table(lt)
-            + sink(F.loo_pit_plot(ctx.thinned), "loo_pit",
+            + sink(F.loo_pit_plot(ctx.thinned, ctx.predictive()), "loo_pit",
                    "LOO-PIT: the leave-one-out predictive CDF at each observed log-loss, as a "
                    "Delta-ECDF; the panel gives the p-value of ArviZ's uniformity test (points "
                    "outside its simultaneous band are drawn black). Near zero: calibrated."))
