@@ -212,3 +212,28 @@ def test_new_runs_leave_out_tensor_wise_runs_and_say_so():
     assert "2 tensor-wise runs of the given table are not predicted" in body
     n_pred = int((new["status"] == "ok").sum()) - 2
     assert f"{n_pred} runs of the given table are not in the fit" in body
+
+
+@pytest.mark.slow
+def test_heavy_tails_and_influential_runs_point_to_robust():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesfp.report import sections as S
+
+    tree = small_fit().copy()
+    # a tenth of the runs 25% above their fitted loss: far outside any 99% interval
+    data = tree["fit_data"].to_dataset()
+    idx = np.flatnonzero(data["status"].values == "ok")[::10]
+    loss = data["loss"].values.copy()
+    loss[idx] *= 1.25
+    tree["fit_data"] = tree["fit_data"].to_dataset().assign(loss=("run", loss))
+    ctx = S.Context(tree=tree, name="fit", runs=q.fit_table(tree))
+    S.fit_quality(ctx, lambda *a: "")
+    text = " ".join(ctx.warnings)
+    assert "outside their 99% predictive intervals" in text
+    assert "--robust" in text
+    # the unmodified fit does not raise it
+    ctx = S.Context(tree=small_fit(), name="fit", runs=q.fit_table(small_fit()))
+    S.fit_quality(ctx, lambda *a: "")
+    assert not any("99% predictive" in w for w in ctx.warnings)

@@ -32,6 +32,9 @@ HOLDOUT_MIN = 5
 RANK_ALPHA = 0.01
 # Interval-width ratio from which a coefficient counts as weakly identified.
 WEAK_RATIO = 0.5
+# Share of fitted runs outside their 99% predictive intervals above which Normal noise is
+# questioned (1% expected; 3% is well beyond the sampling spread of a few hundred runs).
+TAIL_OUTSIDE_MAX = 0.03
 
 
 @dataclass
@@ -419,6 +422,13 @@ def fit_quality(ctx: Context, sink) -> str:
     ctx.facts["coverage"] = dict(cov)
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
+    robust = bool(ctx.info.get("robust"))
+    outside = 1.0 - coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float),
+                             (0.99,))[0.99]
+    if outside > TAIL_OUTSIDE_MAX and not robust:
+        ctx.warnings.append(f"{outside:.1%} of the fitted runs lie outside their 99% predictive "
+                            "intervals (1% expected): the residuals have heavier tails than "
+                            "Normal noise; refit with --robust (Student-t noise) and compare.")
     if cov.get(0.9, 1.0) < 0.8:
         ctx.warnings.append(f"The posterior predictive 90% interval holds only "
                             f"{cov[0.9]:.0%} of the fitted runs: the law or the noise model "
@@ -439,7 +449,9 @@ def fit_quality(ctx: Context, sink) -> str:
                                       f"runs with k > {PARETO_K_MAX}"], name="PSIS-LOO"))
     if lo["n_bad_k"]:
         ctx.warnings.append(f"{lo['n_bad_k']} runs have Pareto k > {PARETO_K_MAX}: their "
-                            "LOO estimates are unreliable (influential runs).")
+                            "LOO estimates are unreliable (influential runs)"
+                            + ("." if robust else "; refit with --robust (Student-t noise) "
+                               "to check that they do not drive the fit."))
         lt.loc["influential runs"] = ", ".join(lo["bad_runs"][:10])
     out += ("<h3>Leave-one-out predictive accuracy</h3>" + table(lt)
             + sink(F.loo_pit_plot(ctx.thinned, ctx.predictive()), "loo_pit",
