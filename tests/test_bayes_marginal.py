@@ -165,3 +165,6 @@ def test_flex_fit_derived_quantities_use_the_format_offsets():
         want = np.exp(predict_log_loss(post, info, rows.assign(D=2e7).iloc[:1], noise=False,
                                        structure=False)[:, 0])
         np.testing.assert_allclose(got, want, rtol=1e-9)
+    # a new run's sd around the law (the value-of-information weights) includes a new cell's
+    want_sd = np.hypot(post["sigma"].values, post["tau_cell"].values).ravel()
+    np.testing.assert_allclose(draws_from_fit(fit).sigma, want_sd, rtol=1e-12)

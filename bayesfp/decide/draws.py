@@ -33,7 +33,8 @@ class PosteriorDraws:
         Coefficients by name (``log_<name>`` or ``<name>``), arrays of shape ``(S,)`` or scalars
         (fixed coefficients).
     sigma : array, shape (S,)
-        Noise sd of a run's measured log-loss.
+        Sd of a new run's measured log-loss around the law (noise, and for a structured fit
+        a new cell's and seed's effects).
     robust : bool
         Student-t noise (:data:`bayesfp.bayes.likelihood.ROBUST_NU` degrees of freedom)
         instead of normal.
@@ -134,6 +135,20 @@ def _flatten(da) -> np.ndarray:
     return np.asarray(da.transpose("chain", "draw", ...).values, dtype=float).reshape(-1)
 
 
+def _new_run_sd(post, info, sigma):
+    """The sd of a new run's log-loss around the law: the noise sd, and for a structured fit
+    also the spread of a new cell's and a new seed's effects, at the centre of the fitted D."""
+    st = info.get("structure") or {}
+    var = sigma ** 2
+    if st.get("cell_d"):
+        var = var + np.exp(post["log_tau_cell"]) ** 2
+    elif st.get("cell"):
+        var = var + post["tau_cell"] ** 2
+    if st.get("seed_effect"):
+        var = var + post["tau_seed"] ** 2
+    return np.sqrt(var)
+
+
 def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = None,
                    thin: int = 1) -> PosteriorDraws:
     """Posterior draws of a saved Bayesian fit (see :mod:`bayesfp.bayes.io`).
@@ -178,6 +193,7 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
             sigma = sig.sel(sigma_group=sigma_group)
     else:
         sigma = sig
+    sigma = _new_run_sd(tree["posterior"], info, sigma)
     shift = None
     if "log_gamma" in params and (info.get("format_effect") == "flex"
                                   or info.get("log2b_power")):
