@@ -113,14 +113,17 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     Returns
     -------
     xarray.DataTree
-        The fit (:meth:`bayesfp.bayes.models.LawModel.fit`); its gate result is in
-        ``fit.attrs["gate_passed"]``, the within-range checks
-        (:func:`bayesfp.bayes.checks.within_range`) in its record under ``within_range``.
+        The fit (:meth:`bayesfp.bayes.models.LawModel.fit`) with its ``prior`` and
+        ``prior_predictive`` groups (:func:`bayesfp.bayes.prior_groups.add_prior_groups`, 500
+        draws seeded with ``seed``); its gate result is in ``fit.attrs["gate_passed"]``, the
+        within-range checks (:func:`bayesfp.bayes.checks.within_range`) in its record under
+        ``within_range``.
     """
     from bayesfp.bayes.checks import within_range
     from bayesfp.bayes.info import fit_info, set_info
     from bayesfp.bayes.io import save_fit
     from bayesfp.bayes.models import model_for
+    from bayesfp.bayes.prior_groups import add_prior_groups
     from bayesfp.bayes.structured import parse_pool, structured_model
 
     config = dict(draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
@@ -136,6 +139,7 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     else:
         model = model_for(law, table, pool_by=pool_by, centred=centred, **common)
     fit = model.fit()
+    add_prior_groups(fit, model)
     info = fit_info(fit)
     info["within_range"] = within_range(fit)
     set_info(fit, info)

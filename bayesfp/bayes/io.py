@@ -197,7 +197,8 @@ def save_fit(tree: xr.DataTree, path: str | os.PathLike) -> Path:
     _plain_attrs(tree, info)
     path.parent.mkdir(parents=True, exist_ok=True)
     enc = {}
-    for name in ("log_likelihood", "posterior", "posterior_predictive"):
+    for name in ("log_likelihood", "posterior", "posterior_predictive", "prior",
+                 "prior_predictive"):
         if name in tree.children:
             enc[f"/{name}"] = {v: {"zlib": True, "complevel": 4, "shuffle": True}
                                for v in tree[name].to_dataset().data_vars}

@@ -146,22 +146,16 @@ def _prior_pdf(prior, x: np.ndarray) -> np.ndarray:
 def prior_posterior(tree: xr.DataTree, prior: xr.Dataset | None = None) -> Figure:
     """Posterior against prior of every law coefficient and noise/pooling scale.
 
-    A fit that holds a ``prior`` group is drawn with ``arviz.plot_prior_posterior``. Otherwise
-    the posterior histogram is drawn with the prior density from the priors stored in the fit:
+    The posterior histogram is drawn with the prior density from the priors stored in the fit:
     exact for sampled variables, and for the law coefficients the density of the prior they
     induce (histogram of prior draws pushed through the parametrisation). The x-range follows
-    the posterior, so a prior much wider than the posterior shows as a flat line.
+    the posterior, so a prior much wider than the posterior shows as a flat line. (A fit's
+    ``prior`` group, where it has one, is drawn on the prior's own range by
+    ``arviz.plot_prior_posterior(fit)``; there the heavy-tailed priors of the exponents
+    squeeze the posterior into a spike.)
     """
     names = q.coefficient_names(tree)
     names += [k for k in q.sampled_names(tree) if k == "sigma" or k.startswith("tau_")]
-    if "prior" in tree.children:
-        import arviz as az
-
-        have = [k for k in names if k in tree["prior"]]
-        pc = az.plot_prior_posterior(tree, var_names=have, col_wrap=4, figure_kwargs={
-            "figsize": (WIDTH, 2.2 * int(np.ceil(len(have) / 4)) + 0.6),
-            "layout": "constrained"})
-        return _close_new(_arviz_figure(pc))
     prior = q.prior_draws(tree) if prior is None else prior
     stored = priors_from_json(fit_info(tree)["priors"])
     post = tree["posterior"]
@@ -179,7 +173,7 @@ def prior_posterior(tree: xr.DataTree, prior: xr.Dataset | None = None) -> Figur
         ax.hist(v, bins=40, density=True, histtype="stepfilled", color="tab:blue", alpha=0.6,
                 label="posterior")
         xs = np.linspace(x0, x1, 300)
-        key = "tau" if name.startswith("tau_") else name
+        key = "tau" if name.startswith("tau_") and name not in stored else name
         if key in stored:
             ax.plot(xs, _prior_pdf(stored[key], xs), color="0.3", lw=1.5, label="prior")
         elif name in prior:

@@ -24,6 +24,8 @@ from bayesfp.laws.published import PUBLISHED
 from bayesfp.laws.registry import get_law
 
 SAMPLE_DIMS = ("chain", "draw")
+# Groups of prior draws, whose draws are not the posterior's.
+PRIOR_GROUPS = ("prior", "prior_predictive")
 # Level of every interval in the report.
 PROB = 0.9
 # Posterior draws kept (over all chains) for plots and per-draw optimisations.
@@ -57,8 +59,9 @@ PRECISION_LAWS = ("sun", "sun_sep", "kumar", "kumar_ptq")
 def thin(tree: xr.DataTree, max_draws: int = PLOT_DRAWS) -> xr.DataTree:
     """The fit with every k-th draw of each chain, at most ``max_draws`` draws in all.
 
-    Groups along ``chain, draw`` (posterior, sample_stats, log_likelihood) are thinned alike;
-    the others and the attrs are kept.
+    Groups along the posterior's ``chain, draw`` (posterior, sample_stats, log_likelihood,
+    posterior_predictive) are thinned alike; the others (``prior`` and ``prior_predictive``
+    have draws of their own) and the attrs are kept.
     """
     post = tree["posterior"]
     n = post.sizes["chain"] * post.sizes["draw"]
@@ -68,7 +71,7 @@ def thin(tree: xr.DataTree, max_draws: int = PLOT_DRAWS) -> xr.DataTree:
     groups = {}
     for name, node in tree.children.items():
         ds = node.to_dataset()
-        if "draw" in ds.dims:
+        if "draw" in ds.dims and name not in PRIOR_GROUPS:
             ds = ds.isel(draw=slice(None, None, step))
         groups[name] = ds
     out = xr.DataTree.from_dict(groups)
@@ -216,7 +219,8 @@ def sampled_names(tree: xr.DataTree) -> list[str]:
     priors = priors_from_json(fit_info(tree)["priors"])
     post = tree["posterior"]
     out = [k for k in priors if k in post and post[k].ndim == 2]
-    out += [k for k in post.data_vars if str(k).startswith("tau_") and post[k].ndim == 2]
+    out += [k for k in post.data_vars if str(k).startswith("tau_") and post[k].ndim == 2
+            and k not in out]
     return out
 
 
