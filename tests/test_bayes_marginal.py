@@ -135,6 +135,7 @@ def test_flex_fit_derived_quantities_use_the_format_offsets():
     from bayesfp.decide.draws import draws_from_fit
     from bayesfp.decide.problem import parse_format
     from bayesfp.laws import SUN_2025
+    from bayesfp.report.quantities import law_loss_draws
     from bayesfp.simulate import simulate_runs
 
     truth = dict(SUN_2025, gamma=SUN_2025["gamma"] / 20.0)
@@ -165,6 +166,9 @@ def test_flex_fit_derived_quantities_use_the_format_offsets():
         want = np.exp(predict_log_loss(post, info, rows.assign(D=2e7).iloc[:1], noise=False,
                                        structure=False)[:, 0])
         np.testing.assert_allclose(got, want, rtol=1e-9)
+        # and the report's loss curves
+        np.testing.assert_allclose(law_loss_draws(fit, rows.assign(D=2e7).iloc[:1])[:, 0],
+                                   got, rtol=1e-9)
     # a new run's sd around the law (the value-of-information weights) includes a new cell's
     want_sd = np.hypot(post["sigma"].values, post["tau_cell"].values).ravel()
     np.testing.assert_allclose(draws_from_fit(fit).sigma, want_sd, rtol=1e-12)

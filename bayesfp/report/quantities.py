@@ -301,9 +301,17 @@ def _curve_runs(N, D, formats, block=CURVE_BLOCK) -> pd.DataFrame:
 def law_loss_draws(tree: xr.DataTree, runs: pd.DataFrame) -> np.ndarray:
     """The law's mean loss for hypothetical runs, per draw: shape (draws, runs).
 
-    Uses the global precision coefficients of a pooled fit.
+    Uses the global precision coefficients of a pooled fit; a structured fit's own
+    prediction of the law (its format offsets, block-size power and the group of the runs'
+    operands; no cell, seed or noise terms).
     """
     info = fit_info(tree)
+    if info.get("structure"):
+        from bayesfp.bayes.terms import predict_log_loss
+
+        return np.exp(predict_log_loss(tree["posterior"].to_dataset(), info,
+                                       runs.reset_index(drop=True), noise=False,
+                                       structure=False))
     law = get_law(info["law"])
     x = law_inputs(runs, **(info.get("inputs_kw") or {}))
     loss = law.loss(dv.coefficients(tree), {k: x[k] for k in law.inputs})
