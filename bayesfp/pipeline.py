@@ -33,6 +33,8 @@ class PipelineResult:
         The fit, as saved at ``fit_path``.
     fit_path, decision_path, report_path : pathlib.Path
         The fit (NetCDF), the decision (JSON) and the report (``index.html``).
+    calibration_path : pathlib.Path or None
+        The held-out calibration table (CSV), when it was run.
     decision : dict
         The decision (:func:`bayesfp.decide.decision_for_report`).
     pool_by, group : str or None
@@ -55,6 +57,7 @@ class PipelineResult:
     group: str | None
     budget: float
     seconds: float
+    calibration_path: Path | None = None
 
     @property
     def gate_passed(self) -> bool:
@@ -148,6 +151,48 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
     return fit
 
 
+def model_kw(pool_by: str | None = None, structure: Mapping | None = None,
+             inputs_kw: Mapping | None = None) -> dict:
+    """Model keywords (:func:`bayesfp.bayes.calibrate.make_model`) of the model that
+    :func:`fit_bayes` fits with these options, for refits of the same model (calibration)."""
+    from bayesfp.bayes.structured import parse_pool
+
+    kw = {"inputs_kw": dict(inputs_kw)} if inputs_kw else {}
+    if structure:
+        st = dict(structure)
+        pool = parse_pool(st.pop("pool", None))
+        if pool_by:
+            pool.setdefault("gamma", pool_by)
+        kw.update(st, pool=pool)
+    elif pool_by:
+        kw["pool_by"] = pool_by
+    return kw
+
+
+def run_calibration(table: pd.DataFrame, law: str, path, *, pool_by: str | None = None,
+                    structure: Mapping | None = None, inputs_kw: Mapping | None = None,
+                    draws: int = defaults.DRAWS, tune: int = defaults.TUNE,
+                    chains: int = defaults.CHAINS, seed: int = defaults.SEED) -> pd.DataFrame:
+    """The held-out calibration (:func:`bayesfp.bayes.calibrate.calibrate`, every cut) of the
+    model :func:`fit_bayes` fits with these options, written to ``path`` as CSV (as ``bayesfp
+    calibrate -o``); returns the table."""
+    import os
+
+    from bayesfp.bayes.calibrate import CUTS, calibrate
+
+    res = calibrate(table, law, model_kw(pool_by, structure, inputs_kw), cuts=CUTS, seed=seed,
+                    sampler={"draws": draws, "tune": tune, "chains": chains, "seed": seed})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        res.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return res
+
+
 def resolve_pool_by(table: pd.DataFrame, pool_by: str | None):
     """The pooling column of the main job and the group its decision is made for.
 
@@ -217,12 +262,15 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
                  where: Sequence[str] | None = None, tensor_log2b: float | None = None,
                  cost: str = "bits", progress: bool = False,
                  on_step: Callable[[int, str], None] | None = None,
-                 structure: Mapping | None = None) -> PipelineResult:
+                 structure: Mapping | None = None, calibrate: bool = False) -> PipelineResult:
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
     1. fits the law (nutpie, diagnostics gate) -> ``models/NAME_LAW.nc``;
-    2. decides which candidate format to train in at the budget -> ``reports/NAME/decision.json``;
-    3. writes the report with every figure and the decision -> ``reports/NAME/index.html``.
+    2. with ``calibrate``, refits the same model on the held-out cuts of ``bayesfp calibrate``
+       -> ``reports/NAME/calibration.csv``;
+    3. decides which candidate format to train in at the budget -> ``reports/NAME/decision.json``;
+    4. writes the report with every figure, the decision and the calibration ->
+       ``reports/NAME/index.html``.
 
     NAME is the run table's file name without ``_runs``. With ``out_dir`` the files are
     ``out_dir/fit.nc`` and ``out_dir/report/``.
@@ -256,9 +304,12 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
     progress : bool
         Show the sampler's progress bar.
     on_step : callable, optional
-        Called as ``on_step(k, title)`` before step k (1 to 3).
+        Called as ``on_step(k, title)`` before step k (1 to 3; 1 to 4 with ``calibrate``).
     structure : mapping, optional
         Structured-likelihood options of the fit (see :func:`fit_bayes`).
+    calibrate : bool
+        Run the held-out calibration of the fit's model (:func:`run_calibration`: three more
+        fits, about three times the fit's time) and show it in the report's verdict.
 
     Returns
     -------
@@ -303,17 +354,28 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
         "command": "pipeline", "law": law, "pool_by": pool_by, "group": group,
         "budget": budget, "formats": formats, "draws": draws, "tune": tune, "chains": chains,
         "holdout": holdout, "seed": seed, "tensor_log2b": tensor_log2b, "cost": cost,
-        "structure": dict(structure or {})})
+        "structure": dict(structure or {}), "calibrate": calibrate})
     save_fit(fit, fit_path)
+    k = 2
+    cal_path = None
+    if calibrate:
+        step(k, "calibration: the same model refitted on the held-out cuts top20_N, top20_D, "
+                "top2_N")
+        cal_path = report_dir / "calibration.csv"
+        run_calibration(table, law, cal_path, pool_by=pool_by, structure=structure,
+                        inputs_kw=inputs_kw(tensor_log2b), draws=draws, tune=tune,
+                        chains=chains, seed=seed)
+        k += 1
     for_group = f" for {pool_by} = {group}" if group else ""
-    step(2, f"decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
+    step(k, f"decision: formats {formats} at C = {budget:.3g} FLOPs{for_group}")
     decision = decision_for_report(fit_path, budget=budget, formats=formats, seed=seed,
                                    group=group, cost=cost)
     decision_path = write_json(decision, report_dir / "decision.json", default=str)
-    step(3, "report")
-    report = write_report(fit_path, report_dir, decision=decision, holdout=holdout)
+    step(k + 1, "report")
+    report = write_report(fit_path, report_dir, decision=decision, holdout=holdout,
+                          calibration=cal_path)
     return PipelineResult(runs_file=path, n_read=len(all_runs), table=table, fit=fit,
                           fit_path=fit_path, decision=decision, decision_path=decision_path,
                           report_path=report,
                           pool_by=pool_by, group=group, budget=budget,
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0, calibration_path=cal_path)

@@ -134,6 +134,10 @@ CASES = {
                          "--formats", "e9m40"], "at most 8 exponent"),
     # report
     "report out is a file": (["report", "{SHIPPED}", "-o", "{FILE}"], "is a file"),
+    "report calibration missing": (["report", "{SHIPPED}", "-o", "rep", "--calibration",
+                                    "missing.csv"], "No such file"),
+    "report calibration not a table": (["report", "{SHIPPED}", "-o", "rep", "--calibration",
+                                        "{BADJSON}"], "calibration: "),
 }
 
 

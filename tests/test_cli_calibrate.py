@@ -75,3 +75,9 @@ def test_calibrate_writes_a_table_per_cut(tmp_path, capsys):
     assert table["factor"].tolist() == pytest.approx([2.0, 2.0])
     assert ((table["cov50"] >= 0) & (table["cov90"] >= table["cov50"])).all()
     assert "top20_D" in out
+    # every row records the model (the default likelihood; the seed effect was asked for even
+    # where one seed per cell leaves it out), which a report checks against its fit
+    model = ("law=sun; structure=cell,seed,sigma-d,log2b-power; format_effect=flex; pool=none; "
+             "pooling=none; robust=no; sigma_by=none; tensor_log2b=none; prior=default")
+    assert table["model"].tolist() == [model, model]
+    assert f"model: {model}" in " ".join(out.split())

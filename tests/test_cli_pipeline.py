@@ -56,3 +56,32 @@ def truly_best(truth, C, k=6 / 16):
         best[name] = minimize_scalar(loss, bounds=(np.log(1e6), np.log(1e13)),
                                      method="bounded").fun
     return min(best, key=best.get)
+
+
+@pytest.mark.slow
+def test_pipeline_calibrate_puts_the_models_held_out_coverage_in_the_verdict(tmp_path, capsys):
+    from bayesfp.bayes.calibrate import model_settings, read_calibration, settings_text
+    from bayesfp.bayes.io import fit_info, load_fit
+
+    grid = run_grid((41e6, 85e6, 154e6, 300e6, 679e6), (10e9, 20e9, 50e9, 100e9),
+                    ((2, 1), (4, 3)), (32,), seeds=(0, 1))
+    path = tmp_path / "tiny_runs.csv"
+    write_runs(simulate_runs(grid, SUN_2025, "sun", sigma=0.01, seed=4).drop(
+        columns=["loss_true"]), path)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["pipeline", str(path), "-o", str(out), "--draws", "100", "--tune", "100",
+              "--chains", "2", "--no-holdout", "--calibrate", "--formats", "e2m1,e4m3"])
+    assert exc.value.code in (0, 3)
+    table = read_calibration(out / "report" / "calibration.csv")
+    assert list(table["cut"]) == ["top20_N", "top20_D", "top2_N"]
+    fit = load_fit(out / "fit.nc")
+    # the refits are of the fitted model, on the same runs
+    assert table["model"][0] == settings_text(model_settings(fit_info(fit)))
+    assert ((table["n_fit"] + table["n_held"]) == fit_info(fit)["n_runs"]).all()
+    html = (out / "report" / "index.html").read_text()
+    verdict = html[html.index('<div class="verdict'):html.index('<nav class="toc"')]
+    first = table.iloc[0]
+    assert (f"top20_N (to {first['factor']:.3g}x): {first['cov50']:.0%} / "
+            f"{first['cov90']:.0%}") in verdict
+    assert "4/4report" in "".join(capsys.readouterr().out.split())

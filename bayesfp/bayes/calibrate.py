@@ -11,10 +11,16 @@ fraction of held-out losses inside the central 50% and 90% predictive intervals 
 A calibrated model covers about 50% and 90%. Each cut's *extrapolation factor* is the largest
 held-out value of the cut's input over the largest fitted one (2.0: the predictions reach twice
 the largest fitted N or D).
+
+Every row of the table records the model it calibrates in the column ``model``
+(:func:`settings_text` of :func:`model_settings`) and the runs it was computed on (``n_fit +
+n_held``), so that a report can check that a table speaks for its fit
+(:func:`read_calibration`, :func:`check_calibration`).
 """
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +29,157 @@ from bayesfp.errors import BayesfpInputError
 
 LEVELS = (0.5, 0.9)
 CUTS = ("top20_N", "top20_D", "top2_N")
+# Likelihood terms as the command line names them, in its order (model attribute -> option).
+TERMS = {"cell": "cell", "cell_d": "cell-d", "seed_effect": "seed", "sigma_d": "sigma-d",
+         "discrepancy": "discrepancy"}
+# Terms a model drops when its runs cannot identify them (recorded as ``dropped``).
+DROPPED_TERMS = {"seed": "seed_effect", "cell": "cell"}
+# Columns a calibration table must have to be shown in a report.
+REQUIRED = ("cut", "n_fit", "n_held", "factor", "cov50", "cov90", "model")
+
+
+def model_settings(info: Mapping) -> dict:
+    """The options that define a fit's model, as opposed to its runs and sampler.
+
+    Law, likelihood terms (as asked for: a term the runs could not identify, which the model
+    dropped, counts as asked for), format effect, pooled coefficients with their column and the
+    pooling, robust noise, noise groups, the effective log2 B of tensor-wise runs and the prior
+    source. A calibration speaks for a fit when both have equal settings.
+
+    Parameters
+    ----------
+    info : mapping
+        A fit's record (:func:`bayesfp.bayes.io.fit_info`) or a model's ``config()``.
+
+    Returns
+    -------
+    dict
+        Keys ``law``, ``structure``, ``format_effect``, ``pool``, ``pooling``, ``robust``,
+        ``sigma_by``, ``tensor_log2b``, ``prior``; values are text.
+    """
+    st = dict(info.get("structure") or {})
+    asked = {k for k in TERMS if st.get(k)}
+    asked |= {DROPPED_TERMS[d] for d in info.get("dropped") or [] if d in DROPPED_TERMS}
+    terms = [TERMS[k] for k in TERMS if k in asked]
+    if info.get("log2b_power"):
+        terms.append("log2b-power")
+    pool = {str(k): str(v) for k, v in (info.get("pool") or {}).items()}
+    if not pool and info.get("pool_by"):
+        pool = {str(c): str(info["pool_by"]) for c in info.get("pooled") or []}
+    tl = (info.get("inputs_kw") or {}).get("tensor_log2b")
+    return {"law": str(info["law"]), "structure": ",".join(terms) or "none",
+            "format_effect": str(info.get("format_effect") or "parametric"),
+            "pool": ",".join(f"{k}={v}" for k, v in sorted(pool.items())) or "none",
+            "pooling": str(info.get("pooling") or "partial") if pool else "none",
+            "robust": "yes" if info.get("robust") else "no",
+            "sigma_by": str(info.get("sigma_by") or "none"),
+            "tensor_log2b": "none" if tl is None else f"{float(tl):g}",
+            "prior": str(info.get("prior_source") or "default")}
+
+
+def settings_text(settings: Mapping) -> str:
+    """Model settings as one line: ``law=sun; structure=cell,seed; ...``."""
+    return "; ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def parse_settings(text: str) -> dict:
+    """The settings of :func:`settings_text` back as a dict."""
+    out = {}
+    for part in str(text).split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _read_markdown(path: Path) -> pd.DataFrame:
+    """A GitHub Markdown table (as :func:`markdown_table` writes it) as a DataFrame of text."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip().startswith("|")]
+    rows = [r for r in rows if not all(set(c) <= set("-: ") for c in r)]
+    if len(rows) < 2 or any(len(r) != len(rows[0]) for r in rows):
+        raise BayesfpInputError(f"calibration: {path} is not a Markdown table of "
+                                "bayesfp calibrate")
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+def read_calibration(path) -> pd.DataFrame:
+    """Read a table written by ``bayesfp calibrate -o`` (``.csv`` or ``.md``) and check it.
+
+    ``path`` may also be the DataFrame of :func:`calibrate` (checked alike).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cut with the columns of :func:`calibrate` (numbers as numbers, ``gate`` as
+        bool) and ``model``.
+
+    Raises
+    ------
+    BayesfpInputError
+        For a table that is not one of ``bayesfp calibrate``: not CSV or Markdown, missing
+        columns, unknown cuts, coverages outside [0, 1], rows of different models.
+    """
+    if isinstance(path, pd.DataFrame):
+        df, path = path.astype(str), "the calibration table"
+    elif Path(path).suffix == ".md":
+        path = Path(path)
+        df = _read_markdown(path)
+    else:  # bayesfp calibrate -o writes CSV to any other name
+        path = Path(path)
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise BayesfpInputError(f"calibration: cannot read {path} as CSV: "
+                                    f"{str(exc).splitlines()[0]}") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        extra = (" (no model settings: written before bayesfp calibrate recorded them; "
+                 "rerun it)" if missing == ["model"] else "")
+        raise BayesfpInputError(f"calibration: {path} lacks the columns {missing}{extra}")
+    if df.empty:
+        raise BayesfpInputError(f"calibration: {path} has no cut")
+    unknown = sorted(set(df["cut"]) - set(CUTS))
+    if unknown:
+        raise BayesfpInputError(f"calibration: {path} has unknown cuts {unknown} (bayesfp "
+                                f"calibrate writes {', '.join(CUTS)})")
+    for c in ("n_fit", "n_held", "cells_held", "factor", "cov50", "cov90", "rhat_max",
+              "ess_bulk_min", "divergences", "seconds"):
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    bad = [c for c in ("cov50", "cov90") if not df[c].between(0.0, 1.0).all()]
+    if bad or not (df["n_held"] > 0).all() or not (df["factor"] > 0).all():
+        raise BayesfpInputError(f"calibration: {path} has coverages outside 0 to 1 or no "
+                                "held-out runs in a cut")
+    if "gate" in df.columns:
+        df["gate"] = df["gate"].astype(str).str.lower().isin(("true", "1", "yes"))
+    if df["model"].nunique() != 1:
+        raise BayesfpInputError(f"calibration: {path} mixes the cuts of different models")
+    return df.reset_index(drop=True)
+
+
+def check_calibration(table: pd.DataFrame, info: Mapping, source: str = "table") -> None:
+    """Refuse a calibration table that was not made with a fit's model and runs.
+
+    Raises
+    ------
+    BayesfpInputError
+        One line naming the settings that differ, or the run counts.
+    """
+    ours = model_settings(info)
+    theirs = parse_settings(table["model"].iloc[0])
+    diff = [k for k in ours if theirs.get(k) != ours[k]]
+    if diff:
+        raise BayesfpInputError(
+            f"calibration: {source} was made with "
+            + ", ".join(f"{k}={theirs.get(k, '?')}" for k in diff) + "; the fit has "
+            + ", ".join(f"{k}={ours[k]}" for k in diff))
+    n = (table["n_fit"] + table["n_held"]).astype(int)
+    if "n_runs" in info and not (n == int(info["n_runs"])).all():
+        raise BayesfpInputError(
+            f"calibration: {source} was computed on {int(n.iloc[0])} runs, the fit on "
+            f"{int(info['n_runs'])} (another run table or --where)")
 
 
 def cut_mask(runs: pd.DataFrame, cut: str) -> np.ndarray:
@@ -82,7 +239,7 @@ def make_model(runs: pd.DataFrame, law: str = "sun", model_kw: Mapping | None = 
     from bayesfp.bayes.structured import STRUCTURE, structured_model
 
     kw = dict(model_kw or {})
-    if any(k in kw for k in (*STRUCTURE, "pool")):
+    if any(k in kw for k in (*STRUCTURE, "pool", "format_effect", "log2b_power")):
         return structured_model(law, runs, sampler=sampler, **kw)
     return model_for(law, runs, sampler=sampler, **kw)
 
@@ -137,7 +294,8 @@ def calibrate(runs: pd.DataFrame, law: str = "sun", model_kw: Mapping | None = N
         the held-out runs: the runs of one cell share its deviation from the law, so coverage
         varies in steps of about one cell's runs), ``factor`` (extrapolation factor),
         ``cov50``, ``cov90`` (held-out coverage at the levels), ``gate``, ``rhat_max``,
-        ``ess_bulk_min``, ``divergences``, ``seconds``, and ``in90_<name>`` per truth entry.
+        ``ess_bulk_min``, ``divergences``, ``seconds``, ``model`` (the model's settings,
+        :func:`settings_text` of :func:`model_settings`) and ``in90_<name>`` per truth entry.
     """
     from bayesfp.bayes.io import fit_info
 
@@ -170,6 +328,7 @@ def calibrate(runs: pd.DataFrame, law: str = "sun", model_kw: Mapping | None = N
                     "ess_bulk_min": gate["ess_bulk_min"],
                     "divergences": int(fit["sample_stats"]["diverging"].sum()),
                     "seconds": secs})
+        row["model"] = settings_text(model_settings(model.config()))
         for name, (fn, true) in (truth or {}).items():
             d = np.asarray(fn(fit), dtype=float).ravel()
             for lv in levels:

@@ -80,7 +80,9 @@ def calibrate_command(
     losses by the 50% and 90% predictive intervals, with each cut's extrapolation factor.
 
     Cuts hold out whole values, never single runs: the largest 20% of the N values, of the D
-    values, and the two largest N values. A calibrated model covers about 50% and 90%.
+    values, and the two largest N values. A calibrated model covers about 50% and 90%. The
+    table written with -o records the model's settings (column model), so that bayesfp report
+    FIT --calibration TABLE shows it only for a fit of the same model and runs.
     """
     from bayesfp.bayes.calibrate import CUTS, calibrate, markdown_table
     from bayesfp.laws import get_law
@@ -109,6 +111,7 @@ def calibrate_command(
                     sampler={"draws": draws, "tune": tune, "chains": chains, "seed": seed})
     cols = ["cut", "n_fit", "n_held", "cells_held", "factor", "cov50", "cov90", "gate", "seconds"]
     output.console.print(markdown_table(res, cols), markup=False, highlight=False)
+    output.say(f"model: {res['model'].iloc[0]}")
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)

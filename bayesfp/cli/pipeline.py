@@ -34,6 +34,10 @@ def pipeline_command(
     holdout: Annotated[bool, typer.Option(
         "--holdout/--no-holdout",
         help="Held-out extrapolation check in the report (one more fit).")] = True,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate/--no-calibrate",
+        help="Also refit the same model on the held-out cuts of bayesfp calibrate (three more "
+             "fits) and state their coverage in the report's verdict.")] = False,
     seed: opt.Seed = defaults.SEED,
     where: opt.Where = None,
     tensor_log2b: opt.TensorLog2B = None,
@@ -43,8 +47,10 @@ def pipeline_command(
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
     1. fits the law to the runs (nutpie, diagnostics gate) -> models/NAME_LAW.nc;
-    2. decides which candidate format to train in at the budget -> reports/NAME/decision.json;
-    3. writes the report with every figure and the decision -> reports/NAME/index.html.
+    2. with --calibrate, refits the same model on the held-out cuts of bayesfp calibrate ->
+       reports/NAME/calibration.csv;
+    3. decides which candidate format to train in at the budget -> reports/NAME/decision.json;
+    4. writes the report with every figure and the decision -> reports/NAME/index.html.
 
     Exits with status 3 when the fit failed its diagnostics gate (everything is still written).
     """
@@ -57,16 +63,20 @@ def pipeline_command(
     res = run_pipeline(runs_file, law=law, out_dir=out_dir, pool_by=pool_by, budget=budget,
                        formats=formats, draws=draws, tune=tune, chains=chains, holdout=holdout,
                        seed=seed, where=where, tensor_log2b=tensor_log2b, cost=cost,
-                       progress=True,
-                       on_step=lambda k, title: output.console.rule(f"{k}/3 {title}"),
+                       progress=True, calibrate=calibrate,
+                       on_step=lambda k, title: output.console.rule(
+                           f"{k}/{4 if calibrate else 3} {title}"),
                        structure=structure_kw(structure, None, format_effect, law))
     output.console.rule("summary")
     output.print_where(where, len(res.table), res.n_read)
     output.print_bayes_fit(res.fit, defaults.HDI_PROB)
     output.print_decision(res.decision)
     output.console.rule(f"done in {res.seconds:.0f} s")
-    output.say(f"fit       {res.fit_path}\ndecision  {res.decision_path}\n"
-               f"report    {res.report_path}")
+    w = 12 if res.calibration_path else 10
+    output.say(f"{'fit':<{w}}{res.fit_path}\n{'decision':<{w}}{res.decision_path}\n"
+               + (f"{'calibration':<{w}}{res.calibration_path}\n" if res.calibration_path
+                  else "")
+               + f"{'report':<{w}}{res.report_path}")
     if res.decision.get("command"):
         output.say(f"the decision again: {res.decision['command']}")
     if not res.gate_passed:

@@ -32,6 +32,9 @@ def report_command(
     c_factor: Annotated[float, typer.Option(
         "--c-factor", help="Compute-optimal precision reaches this many times the largest "
                            "run's compute.")] = 100.0,
+    calibration: Annotated[Path | None, typer.Option(
+        "--calibration", help="Held-out calibration table of the fit's model (.csv or .md, "
+                              "written by bayesfp calibrate -o with the fit's options).")] = None,
 ):
     """Write a self-contained HTML report of a Bayesian fit (docs/reports.md).
 
@@ -54,7 +57,7 @@ def report_command(
     tree = load_fit(fit_file, predictive=False)  # the report draws its own predictions
     path = write_report(tree, out, runs=runs, extra_fits=list(compare or ()) or None,
                         decision=dec, holdout=holdout, svg=svg, source=str(fit_file),
-                        n_factor=n_factor, c_factor=c_factor)
+                        n_factor=n_factor, c_factor=c_factor, calibration=calibration)
     output.say(f"report written to {path}")
     if not tree.attrs["gate_passed"]:
         output.warn("warning: this fit FAILED the diagnostics gate; the report says so")

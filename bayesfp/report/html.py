@@ -104,6 +104,7 @@ class FigureSink:
                 # Fixed ids and no date, so a regenerated report differs only where it changed.
                 import matplotlib as mpl
 
+                _keep_layout(fig)
                 with mpl.rc_context({"svg.hashsalt": name}):
                     fig.savefig(path, format="svg", metadata={"Date": None})
                 self.written.append(path)
@@ -111,6 +112,17 @@ class FigureSink:
         cap = html.escape(caption)
         return (f'<figure id="fig-{html.escape(name)}"><img src="data:image/png;base64,{data}" '
                 f'alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+
+
+def _keep_layout(fig) -> None:
+    """Keep the layout the PNG was drawn with for the next drawing of ``fig``: constrained
+    layout gives the same positions (figure fractions) at any resolution, and working them
+    out again costs about a quarter of a drawing."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        with contextlib.suppress(RuntimeError):  # an engine some artist depends on stays
+            fig.set_layout_engine("none")
 
 
 def _load(fit) -> tuple[xr.DataTree, str, str]:
@@ -150,6 +162,19 @@ def _runs(runs, tree: xr.DataTree) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return table, new
 
 
+def _calibration(calibration, tree: xr.DataTree) -> pd.DataFrame | None:
+    """The calibration table of a fit's model, read and checked against the fit."""
+    if calibration is None:
+        return None
+    from bayesfp.bayes.calibrate import check_calibration, read_calibration
+
+    table = read_calibration(calibration)
+    where = "the calibration table" if isinstance(calibration, pd.DataFrame) else \
+        str(calibration)
+    check_calibration(table, fit_info(tree), where)
+    return table
+
+
 def render(ctx: S.Context, sink, source: str) -> str:
     """The whole page as a string."""
     bodies = []
@@ -181,7 +206,7 @@ def render(ctx: S.Context, sink, source: str) -> str:
 def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision=None,
                  holdout: bool | dict = False, svg: bool = True,
                  source: str | None = None, n_factor: float = S.q.N_FACTOR,
-                 c_factor: float = S.q.C_FACTOR) -> Path:
+                 c_factor: float = S.q.C_FACTOR, calibration=None) -> Path:
     """Write the report of a fit: ``out_dir/index.html`` and ``out_dir/figures/*.png``.
 
     Parameters
@@ -212,6 +237,13 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
         How far past the runs the answers go: D_crit up to ``n_factor`` x the largest fitted
         N, compute-optimal precision up to ``c_factor`` x the largest run's compute
         (defaults 10 and 100).
+    calibration : path or pandas.DataFrame, optional
+        The held-out calibration of the fit's model: a table written by ``bayesfp calibrate
+        -o`` (``.csv`` or ``.md``) or the DataFrame of
+        :func:`bayesfp.bayes.calibrate.calibrate`. It must record the fit's model settings and
+        run count (:func:`bayesfp.bayes.calibrate.check_calibration`); the verdict box states
+        its coverage per cut and turns amber for a cut whose 90% intervals hold fewer than 80%
+        of its runs.
 
     Returns
     -------
@@ -223,6 +255,7 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
             raise BayesfpInputError(f"{key}: must be a number from 1 to 1e12, got {v}")
     tree, name, where = _load(fit_path_or_tree)
     source = source or where
+    cal = _calibration(calibration, tree)
     table, new = _runs(runs, tree)
     extra = _extra(extra_fits)
     if decision is not None:
@@ -238,7 +271,8 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
     if out_dir.exists() and not out_dir.is_dir():
         raise BayesfpInputError(f"out: {out_dir} is a file; give a folder for the report")
     ctx = S.Context(tree=tree, name=name, runs=table, new_runs=new, extra_fits=extra,
-                    decision=decision, holdout=hold, n_factor=n_factor, c_factor=c_factor)
+                    decision=decision, holdout=hold, n_factor=n_factor, c_factor=c_factor,
+                    calibration=cal)
     with _staging(out_dir) as stage:
         sink = FigureSink(stage / "figures", svg=svg)
         (stage / "index.html").write_text(render(ctx, sink, source), encoding="utf-8")

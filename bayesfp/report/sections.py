@@ -32,6 +32,12 @@ HOLDOUT_MIN = 5
 RANK_ALPHA = 0.01
 # Interval-width ratio from which a coefficient counts as weakly identified.
 WEAK_RATIO = 0.5
+# A held-out calibration cut whose 90% intervals hold fewer of its runs than this turns the
+# verdict amber.
+CALIBRATION_MIN90 = 0.80
+# What each calibration cut holds out (bayesfp.bayes.calibrate.CUTS).
+CUT_TEXT = {"top20_N": "the largest 20% of the N values", "top20_D": "the largest 20% of the "
+            "D values", "top2_N": "the two largest N values"}
 # Share of fitted runs outside their 99% predictive intervals above which Normal noise is
 # questioned (1% expected; 3% is well beyond the sampling spread of a few hundred runs).
 TAIL_OUTSIDE_MAX = 0.03
@@ -48,6 +54,7 @@ class Context:
     extra_fits: dict = field(default_factory=dict)
     decision: object = None
     holdout: dict | None = None
+    calibration: pd.DataFrame | None = None
     thinned: xr.DataTree = None
     info: dict = None
     prior: xr.Dataset = None
@@ -236,8 +243,9 @@ def _answer(ctx: Context) -> list[str]:
 
 def verdict(ctx: Context) -> str:
     """The verdict box: the answer with its extrapolation factors, then how far to trust it
-    (the diagnostics gate, predictive coverage, held-out check, flags of the other sections).
-    Green: gate passed, nothing flagged; amber: gate passed, something flagged; red: gate
+    (the diagnostics gate, predictive coverage, held-out calibration, held-out check, flags of
+    the other sections). Green: gate passed, nothing flagged; amber: gate passed, something
+    flagged (a calibration cut below :data:`CALIBRATION_MIN90` at 90% among them); red: gate
     failed."""
     gate = ctx.info["gate"]
     th = gate.get("thresholds", {})
@@ -245,7 +253,8 @@ def verdict(ctx: Context) -> str:
              f"min {gate['ess_bulk_min']:.0f}/{gate['ess_tail_min']:.0f} (limit "
              f"{th.get('ess_min', '')}), {gate['divergences']} divergences, E-BFMI min "
              f"{gate['ebfmi_min']:.2f} (limit {th.get('ebfmi_min', '')})")
-    level = "fail" if not gate["passed"] else ("warn" if ctx.warnings else "pass")
+    flagged = bool(ctx.warnings) or bool(_low_cuts(ctx))
+    level = "fail" if not gate["passed"] else ("warn" if flagged else "pass")
     answer = "".join(f"<p>{line}</p>" for line in _answer(ctx))
     trust = []
     if gate["passed"]:
@@ -258,6 +267,7 @@ def verdict(ctx: Context) -> str:
     if 0.9 in cov:
         trust.append(f"Predictive coverage of the fitted runs: {cov[0.9]:.0%} in the 90% "
                      f"interval, {cov.get(0.5, np.nan):.0%} in the 50%.")
+    trust.append(_calibration_line(ctx))
     h = ctx.facts.get("holdout")
     if h:
         hc = h.get("coverage", {})
@@ -475,6 +485,7 @@ def fit_quality(ctx: Context, sink) -> str:
                     "runs).")
     out += "<h3>Within-range checks</h3>" + _within_range(ctx)
     out += "<h3>Held-out extrapolation check</h3>" + _holdout(ctx)
+    out += "<h3>Held-out calibration</h3>" + calibration(ctx)
     if ctx.new_runs is not None and len(ctx.new_runs):
         out += _new_runs(ctx, sink)
     return out
@@ -510,6 +521,70 @@ def _within_range(ctx: Context) -> str:
     else:
         out += para("No two formats of the same width share paired runs.")
     return out
+
+
+def calibration(ctx: Context) -> str:
+    """The held-out calibration of the fit's model (``bayesfp calibrate``) as a table, or how to
+    make one. A cut whose 90% intervals hold fewer than :data:`CALIBRATION_MIN90` of its runs
+    is flagged (the verdict turns amber)."""
+    cal = ctx.calibration
+    if cal is None:
+        return para("No held-out calibration on record. <code>bayesfp calibrate RUNS -o "
+                    "cal.csv</code>, with the options of the fit, refits the model without the "
+                    "runs at the largest N or D values and counts how many of their losses fall "
+                    "in the predictive intervals; show it here with <code>bayesfp report FIT "
+                    "--calibration cal.csv</code>, or run <code>bayesfp pipeline "
+                    "--calibrate</code>.")
+    for _, r in cal.iterrows():
+        if r["cov90"] < CALIBRATION_MIN90:
+            col = str(r["cut"]).split("_")[1]
+            ctx.warnings.append(
+                f"Held-out calibration: the 90% predictive intervals hold only "
+                f"{r['cov90']:.0%} of the {int(r['n_held'])} runs of cut {esc(r['cut'])} "
+                f"({CUT_TEXT.get(r['cut'], '')}, up to {r['factor']:.3g}x the largest fitted "
+                f"{col}): the model is overconfident when it extrapolates that far.")
+    rows = pd.DataFrame({
+        "held out": [CUT_TEXT.get(c, c) for c in cal["cut"]],
+        "up to (x largest fitted)": [f"{f:.3g}x" for f in cal["factor"]],
+        "held-out runs (cells)": [f"{int(n)}" + (f" ({int(c)})" if pd.notna(c) else "")
+                                  for n, c in zip(cal["n_held"], cal.get(
+                                      "cells_held", pd.Series(np.nan, cal.index)),
+                                      strict=True)],
+        "fitted runs": [str(int(n)) for n in cal["n_fit"]],
+        "inside 50%": [f"{v:.0%}" for v in cal["cov50"]],
+        "inside 90%": [f"{v:.0%}" for v in cal["cov90"]],
+        "refit gate": ["passed" if g else "FAILED" for g in cal.get(
+            "gate", pd.Series(True, cal.index))]},
+        index=pd.Index([str(c) for c in cal["cut"]], name="cut"))
+    return (para("The model refitted without the runs at the largest values of N or D "
+                 "(<code>bayesfp calibrate</code>, same settings: "
+                 f"<code>{esc(cal['model'].iloc[0])}</code>) predicts them: a calibrated "
+                 "model holds about 50% and 90% of them in its 50% and 90% intervals. A cut "
+                 f"below {CALIBRATION_MIN90:.0%} at 90% is flagged.") + table(rows))
+
+
+def _low_cuts(ctx: Context) -> list[str]:
+    """Calibration cuts whose 90% intervals hold fewer than :data:`CALIBRATION_MIN90`."""
+    cal = ctx.calibration
+    if cal is None:
+        return []
+    return [str(c) for c, v in zip(cal["cut"], cal["cov90"], strict=True)
+            if v < CALIBRATION_MIN90]
+
+
+def _calibration_line(ctx: Context) -> str:
+    """The verdict box's line on held-out calibration."""
+    cal = ctx.calibration
+    if cal is None:
+        return ("No held-out calibration on record (<code>bayesfp calibrate</code>, then "
+                "<code>bayesfp report FIT --calibration TABLE</code>).")
+    cells = [f"{esc(r['cut'])} (to {r['factor']:.3g}x): {r['cov50']:.0%} / {r['cov90']:.0%}"
+             for _, r in cal.iterrows()]
+    low = [esc(c) for c in _low_cuts(ctx)]
+    return ("Held-out calibration of this model (refitted without the largest N or D values; "
+            "held-out runs inside the 50% / 90% intervals): " + "; ".join(cells) + "."
+            + (f" <strong>Below {CALIBRATION_MIN90:.0%} at 90% for {', '.join(low)}: the "
+               "intervals are too narrow there.</strong>" if low else ""))
 
 
 def _holdout(ctx: Context) -> str:
