@@ -107,7 +107,7 @@ def test_pipeline_calibrates_the_model_it_fits():
     grid = run_grid((41e6, 85e6, 154e6), (10e9, 20e9), ((2, 1), (4, 3)), (32,),
                     operands=("w+w_bwd", "x"), seeds=(0, 1))
     runs = simulate_runs(grid, SUN_2025, sigma=0.01, seed=1)
-    kw = model_kw("operands", structure_kw(None, None, None, "sun"))
+    kw = model_kw("operands", structure_kw("cell,seed,sigma-d,log2b-power", None, "flex", "sun"))
     s = model_settings(make_model(runs, "sun", kw).config())
     assert s["structure"] == "cell,seed,sigma-d,log2b-power"
     assert (s["format_effect"], s["pool"]) == ("flex", "gamma=operands")

@@ -21,6 +21,8 @@ from bayesfp.report import quantities as q
 
 # Width of a full-width figure (inches); at the report's 100 dpi it fills the 1000 px column.
 WIDTH = 10.0
+# Major ticks per axis at most (where matplotlib chooses them).
+MAX_TICKS = 5
 EXTRAPOLATION = dict(color="0.85", alpha=0.5, lw=0)
 PUBLISHED_STYLE = dict(marker="D", color="tab:red", ms=7, ls="none", zorder=5)
 
@@ -85,9 +87,26 @@ def _log_scale(ax, *which: str) -> None:
         axis.set_minor_locator(NullLocator())
 
 
+def _fewer_ticks(fig: Figure) -> None:
+    """At most :data:`MAX_TICKS` major ticks on every axis whose ticks matplotlib chooses
+    (fewer on a short axis, as before): each tick costs more to lay out and draw than a panel's
+    lines, and matplotlib's default allows up to 9 per axis."""
+    from matplotlib.ticker import AutoLocator, LogLocator
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            loc = axis.get_major_locator()
+            if type(loc) is AutoLocator:
+                loc.set_params(nbins=int(np.clip(axis.get_tick_space(), 1, MAX_TICKS - 1)))
+            elif type(loc) is LogLocator and loc.numticks == "auto":
+                loc.set_params(numticks=int(np.clip(axis.get_tick_space(), 2, MAX_TICKS)))
+
+
 def _close_new(fig: Figure) -> Figure:
-    """Detach a figure from pyplot's registry so that it is not kept alive by it."""
+    """Detach a figure from pyplot's registry so that it is not kept alive by it, with at most
+    :data:`MAX_TICKS` ticks per axis."""
     plt.close(fig)
+    _fewer_ticks(fig)
     return fig
 
 
@@ -321,8 +340,8 @@ def loo_pit_plot(tree: xr.DataTree, pred: xr.DataArray | None = None) -> Figure:
     (see :func:`bayesfp.report.quantities.loo_pit_tree`)."""
     import arviz as az
 
-    pc = az.plot_loo_pit(q.loo_pit_tree(tree, pred=pred), figure_kwargs={"figsize": (WIDTH * 0.6, 3.0),
-                                                               "layout": "constrained"})
+    pc = az.plot_loo_pit(q.loo_pit_tree(tree, pred=pred),
+                         figure_kwargs={"figsize": (WIDTH * 0.6, 3.0), "layout": "constrained"})
     return _close_new(_arviz_figure(pc))
 
 
