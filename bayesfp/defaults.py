@@ -15,7 +15,7 @@ TARGET_ACCEPT = 0.95
 # Pooled models: the group scale tau has a funnel near 0, which a smaller step size follows.
 TARGET_ACCEPT_POOLED = 0.99
 
-# Likelihood of Bayesian fits (docs/bayes.md, "Which likelihood to use"): cell and paired-seed
+# Likelihood of Bayesian fits (docs/bayes.md, "The default likelihood"): cell and paired-seed
 # effects, noise sd in D, a free power of log2 B and the flexible format effect.
 STRUCTURE = "cell,seed,sigma-d,log2b-power"
 FORMAT_EFFECT = "flex"

@@ -262,7 +262,8 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
                  where: Sequence[str] | None = None, tensor_log2b: float | None = None,
                  cost: str = "bits", progress: bool = False,
                  on_step: Callable[[int, str], None] | None = None,
-                 structure: Mapping | None = None, calibrate: bool = False) -> PipelineResult:
+                 structure: Mapping | str | None = "default",
+                 calibrate: bool = False) -> PipelineResult:
     """The main job: Bayesian fit, decision and HTML report of a run table.
 
     1. fits the law (nutpie, diagnostics gate) -> ``models/NAME_LAW.nc``;
@@ -305,8 +306,10 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
         Show the sampler's progress bar.
     on_step : callable, optional
         Called as ``on_step(k, title)`` before step k (1 to 3; 1 to 4 with ``calibrate``).
-    structure : mapping, optional
-        Structured-likelihood options of the fit (see :func:`fit_bayes`).
+    structure : mapping, ``"default"`` or None
+        Structured-likelihood options of the fit (see :func:`fit_bayes`); ``"default"`` the
+        default likelihood of the command line
+        (:func:`bayesfp.bayes.structured.structure_options`), None the plain model.
     calibrate : bool
         Run the held-out calibration of the fit's model (:func:`run_calibration`: three more
         fits, about three times the fit's time) and show it in the report's verdict.
@@ -338,6 +341,13 @@ def run_pipeline(runs_file=None, *, law: str = defaults.LAW, out_dir=None,
     make_problem(formats, budget=budget, cost=cost)  # checked before the fit
     require_quantized(table, law, tensor_log2b)
     pool_by, group = resolve_pool_by(table, pool_by)
+    if isinstance(structure, str):
+        if structure != "default":
+            raise BayesfpInputError(f"structure: expected options, 'default' or None, "
+                                    f"got {structure!r}")
+        from bayesfp.bayes.structured import structure_options
+
+        structure = structure_options(None, law=law)
     if out_dir is None:
         name = path.stem.removesuffix("_runs") or "runs"
         fit_path, report_dir = Path("models") / f"{name}_{law}.nc", Path("reports") / name

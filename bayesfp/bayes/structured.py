@@ -87,6 +87,52 @@ STRUCTURE_PRIORS = {
 POOL_TAU = {"log": 0.5, "exponent": 0.1}
 
 
+STRUCTURE_FLAGS = {"cell": "cell", "cell-d": "cell_d", "seed": "seed_effect",
+                   "sigma-d": "sigma_d", "discrepancy": "discrepancy",
+                   "log2b-power": "log2b_power"}
+
+
+def structure_options(structure: str | None, pool: list[str] | None = None,
+                 format_effect: str | None = None, law: str = defaults.LAW) -> dict:
+    """Model keywords from the ``--structure cell,seed,...``, ``--pool`` and
+    ``--format-effect`` options of the command line (the keywords of :class:`StructuredMixin`).
+
+    ``structure=None`` is the default likelihood (:data:`bayesfp.defaults.STRUCTURE`, with the
+    flexible format effect), ``"none"`` the plain one; ``format_effect=None`` is ``flex`` with
+    any structure term and ``parametric`` without. A law with no precision term (chinchilla)
+    drops the block-size power and format effect from the default and refuses them when asked.
+    """
+    from bayesfp.laws.registry import get_law
+
+    precision = bool(get_law(law).penalty_params)
+    asked = structure is not None
+    items = [i.strip().lower() for i in (defaults.STRUCTURE if structure is None
+                                         else structure).split(",")]
+    kw = {}
+    for item in items:
+        if not item or item == "none":
+            continue
+        if item not in STRUCTURE_FLAGS:
+            raise BayesfpInputError(f"structure: unknown term {item!r} (choose from "
+                                    f"{', '.join(STRUCTURE_FLAGS)}, or none)")
+        if item == "log2b-power" and not precision:
+            if asked:
+                raise BayesfpInputError(f"structure: log2b-power needs a law with a precision "
+                                        f"term; {law!r} has none")
+            continue
+        kw[STRUCTURE_FLAGS[item]] = True
+    if format_effect is None:
+        format_effect = defaults.FORMAT_EFFECT if (kw and precision) else "parametric"
+    elif format_effect != "parametric" and not precision:
+        raise BayesfpInputError(f"format-effect: {format_effect!r} needs a law with a precision "
+                                f"term; {law!r} has none")
+    if pool:
+        kw["pool"] = list(pool)
+    if format_effect != "parametric":
+        kw["format_effect"] = format_effect
+    return kw
+
+
 def parse_pool(specs) -> dict:
     """``["eps,n,d=dataset", "gamma=operands"]`` (or one such string, or a mapping) ->
     ``{"eps": "dataset", "n": "dataset", "d": "dataset", "gamma": "operands"}``."""
