@@ -32,8 +32,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bayesfp.bayes import derived as dv  # noqa: E402
-from bayesfp.bayes.calibrate import CUTS, calibrate, make_model  # noqa: E402
-from bayesfp.bayes.calibrate import markdown_table  # noqa: E402
+from bayesfp.bayes.calibrate import (  # noqa: E402
+    CUTS,
+    calibrate,
+    make_model,
+    markdown_table,  # noqa: E402
+)
 from bayesfp.laws import derived as law_derived  # noqa: E402
 from bayesfp.pipeline import keep_where, load_runs  # noqa: E402
 from bayesfp.simulate_misspec import simulate_misspecified  # noqa: E402

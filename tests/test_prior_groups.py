@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 from bayesfp.bayes.io import fit_info, load_fit, save_fit
-from bayesfp.bayes.priors import priors_from_json
 from bayesfp.bayes.prior_groups import PRIOR_DRAWS, prior_groups
+from bayesfp.bayes.priors import priors_from_json
 from bayesfp.laws import SUN_2025
 from bayesfp.simulate import run_grid, simulate_runs
 

@@ -24,3 +24,15 @@ def set_info(tree: xr.DataTree, info: dict) -> xr.DataTree:
     tree.attrs["bayesfp"] = json.dumps(info, sort_keys=True)
     tree.attrs["gate_passed"] = int(bool(info["gate"]["passed"]))
     return tree
+
+
+def group_column(info: dict) -> str | None:
+    """The run-table column whose values are a pooled fit's groups: ``pool_by``, or the column a
+    structured fit pools its precision coefficient by (None for an unpooled fit)."""
+    if info.get("pool_by"):
+        return info["pool_by"]
+    pool = info.get("pool") or {}
+    for c in info.get("pooled") or []:
+        if c in pool:
+            return pool[c]
+    return None

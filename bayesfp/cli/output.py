@@ -218,6 +218,7 @@ def coefficient_table(fit, hdi_prob: float) -> Table:
 def derived_tables(fit, hdi_prob: float) -> list[Table]:
     """D_crit per N and format (per group of a pooled fit) and the best split per P; Sun laws."""
     from bayesfp.bayes import derived as dv
+    from bayesfp.bayes.info import group_column
     from bayesfp.bayes.io import fit_info
 
     info = fit_info(fit)
@@ -237,7 +238,7 @@ def derived_tables(fit, hdi_prob: float) -> list[Table]:
         dc = dv.d_crit(fit, report_n, group=g)
         h = dv.hdi(dc, hdi_prob)
         med = dc.median(("chain", "draw"))
-        where = f", {info.get('pool_by')} = {g}" if g is not None else ""
+        where = f", {group_column(info)} = {g}" if g is not None else ""
         t = Table(title=f"Critical data size D_crit (tokens, B = 128{where}): "
                         f"median [HDI {pct}%]; (12x): beyond the largest fitted N or D",
                   title_justify="left")

@@ -189,6 +189,7 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
     BayesfpInputError
         On a bad decision setting, before the fit is read.
     """
+    from bayesfp.bayes.info import group_column
     from bayesfp.bayes.io import fit_info, load_fit
 
     if not 0.0 < hdi_prob < 1.0:
@@ -206,7 +207,7 @@ def decision_for_report(fit, budget=None, N=None, D=None, formats=DEFAULT_FORMAT
         draws = draws_from_fit(tree, group=group)
         about = {"path": None if hasattr(fit, "children") else str(fit),
                  "hash": info.get("hash"), "law": draws.law.name,
-                 "pool_by": info.get("pool_by"), "group": group,
+                 "pool_by": group_column(info), "group": group,
                  "gate_passed": bool(info.get("gate", {}).get("passed", False))}
     decision, ranking = solve(draws, problem, next_runs, hdi_prob, seed)
     result = decision_to_dict(decision, ranking, draws)
@@ -265,6 +266,7 @@ def check_decidable(law: str, info: dict | None, group: str | None) -> None:
     ------
     BayesfpInputError
     """
+    from bayesfp.bayes.info import group_column
     from bayesfp.laws import get_law
 
     if set(get_law(law).inputs) <= {"N", "D"}:
@@ -274,7 +276,7 @@ def check_decidable(law: str, info: dict | None, group: str | None) -> None:
     groups = [str(g) for g in (info or {}).get("groups") or []]
     if groups and group is None:
         raise BayesfpInputError(
-            f"group: the fit pools the precision sensitivity over {info.get('pool_by')} "
+            f"group: the fit pools the precision sensitivity over {group_column(info)} "
             f"({len(groups)} groups), and their mean is no group's value; give --group, one "
             f"of: {', '.join(groups)}")
     if groups and group not in groups:

@@ -15,6 +15,7 @@ import xarray as xr
 from bayesfp.bayes import derived as dv
 from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo
 from bayesfp.bayes.diagnostics import identification
+from bayesfp.bayes.info import group_column
 from bayesfp.bayes.io import fit_info, fit_table
 from bayesfp.decide.summary import cost_text
 from bayesfp.laws.registry import get_law
@@ -147,7 +148,7 @@ def factor(x: float, top: float) -> str:
 def _main_group(tree, info) -> str:
     """The group of a pooled fit most fitted quantized runs belong to."""
     runs = fit_table(tree, fitted_only=True)
-    col = info.get("pool_by")
+    col = group_column(info)
     quant = runs[runs["operands"].astype(str) != "none"]
     if col not in runs or quant.empty:
         return str(info["groups"][0])
@@ -215,7 +216,7 @@ def _answer(ctx: Context) -> list[str]:
         cost = cost_text(sit)
         grp = (dec.extra.get("fit") or {}).get("group") or ctx.group
         lines.append("Decided at " + ", ".join(where) + (f"; {esc(cost)}" if cost else "")
-                     + (f"; {esc(ctx.info.get('pool_by'))} = {esc(grp)}" if grp else "")
+                     + (f"; {esc(group_column(ctx.info))} = {esc(grp)}" if grp else "")
                      + ". Factors are to the runs' largest N, D and 6 N D; another cost model "
                      "can change the choice.")
     elif dec is None:
@@ -311,9 +312,9 @@ def summary(ctx: Context, sink) -> str:
     like = ("Student-t (4 d.o.f.)" if info.get("robust") else "Normal") + " on log-loss"
     like += (f", one noise sd per {info['sigma_by']}" if info.get("sigma_by")
              else ", one noise sd")
-    pool = ("none (complete pooling)" if not info.get("pool_by") else
+    pool = ("none (complete pooling)" if not group_column(info) else
             f"{info.get('pooling')} pooling of {', '.join(info.get('pooled', []))} over "
-            f"{info['pool_by']} ({', '.join(info.get('groups', []))})")
+            f"{group_column(info)} ({', '.join(info.get('groups', []))})")
     sampler = info.get("sampler", {})
     post = ctx.tree["posterior"]
     model = pd.DataFrame({"value": [
@@ -649,7 +650,7 @@ def answers(ctx: Context, sink) -> str:
     d = q.data_summary(ctx.runs)
     g = ctx.group
     if g is not None:
-        out += para(f"The fit pools the precision sensitivity over {esc(ctx.info.get('pool_by'))}"
+        out += para(f"The fit pools the precision sensitivity over {esc(group_column(ctx.info))}"
                     f"; the answers below are for <strong>{esc(g)}</strong> (the mean over "
                     "groups is no group's value).")
     if law in q.SUN_LAWS:
