@@ -15,6 +15,11 @@ the CPU time of the process (user + system). ``--baseline REV`` runs the same co
 ``bayesfp`` package of git revision REV (``git archive``) first on ``PYTHONPATH``, alternating
 with the working tree's in every repeat, so that both see the same load; it prints both medians
 and their ratio.
+
+With ``--parts FIT`` it renders the report once in this process (PNG only) with the report's
+functions wrapped in CPU timers and prints where the time went: imports, reading the fit,
+building and drawing the figures, PSIS-LOO, the LOO-PIT figure, the compute-optimal search and
+the rest.
 """
 
 import argparse
@@ -111,6 +116,58 @@ def _cli(args) -> None:
         print(f"current / baseline: {cw / bw:.2f} wall, {cc / bc:.2f} CPU")
 
 
+def _parts(args) -> None:
+    """CPU seconds of each part of one report (see the module docstring)."""
+    t0 = time.process_time()
+    acc: dict[str, float] = {}
+
+    def add(key, dt):
+        acc[key] = acc.get(key, 0.0) + dt
+
+    import arviz  # noqa: F401  (imported by the report; counted with the other imports)
+
+    import bayesfp.cli.main  # noqa: F401
+    from bayesfp.jsonfile import read_json
+    from bayesfp.report import figures as F
+    from bayesfp.report import html as H
+    from bayesfp.report import quantities as q
+    from bayesfp.report import sections as S
+
+    add("imports", time.process_time() - t0)
+    t = time.process_time()
+    tree = H.load_fit(args.parts, predictive=False)
+    add("reading the fit", time.process_time() - t)
+    dec = read_json(args.decision, "decision") if args.decision else None
+
+    def timed(mod, name, key):
+        f = getattr(mod, name)
+
+        def wrapper(*a, **k):
+            t = time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                add(key, time.process_time() - t)
+        setattr(mod, name, wrapper)
+
+    timed(S, "loo", "PSIS-LOO")
+    timed(q, "compute_optimal_table", "compute-optimal search")
+    for name in ("rank_plot", "energy_plot", "prior_posterior", "published_forest", "ppc_plot",
+                 "residual_plot", "loss_vs_data", "d_crit_vs_n", "split_heatmap",
+                 "compute_optimal_plot", "decision_plot"):
+        timed(F, name, "building the figures")
+    timed(F, "loo_pit_plot", "LOO-PIT figure")
+    timed(H.FigureSink, "__call__", "drawing the PNGs")
+    t = time.process_time()
+    H.write_report(tree, Path(tempfile.mkdtemp(prefix="bench-report-parts-")) / "report",
+                   decision=dec, svg=False)
+    inside = sum(v for k, v in acc.items() if k not in ("imports", "reading the fit"))
+    add("the rest of the report", time.process_time() - t - inside)
+    for key, v in acc.items():
+        print(f"{v:6.2f} s  {key}")
+    print(f"{time.process_time() - t0:6.2f} s  CPU in all (after Python's start)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", type=Path, help="a saved fit (.nc); default: fit the demo runs")
@@ -121,8 +178,12 @@ def main():
     ap.add_argument("--decision", type=Path, help="with --cli: a decision JSON for the report")
     ap.add_argument("--baseline", metavar="REV",
                     help="with --cli: also time the bayesfp package of this git revision")
+    ap.add_argument("--parts", type=Path, metavar="FIT",
+                    help="CPU time of each part of one report of this fit")
     args = ap.parse_args()
-    if args.cli is not None:
+    if args.parts is not None:
+        _parts(args)
+    elif args.cli is not None:
         _cli(args)
     else:
         _write_report(args)
