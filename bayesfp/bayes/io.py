@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 
 import bayesfp
-from bayesfp.bayes.info import fit_info, set_info  # fit_info: re-exported
+from bayesfp.bayes.info import fit_info, group_column, set_info  # fit_info: re-exported
 from bayesfp.errors import BayesfpInputError
 
 # Version of the file layout written; files of the versions in READABLE are read, any other
@@ -159,7 +159,8 @@ def add_posterior_predictive(tree: xr.DataTree, seed: int = 0) -> xr.DataTree:
 
 def _plain_attrs(tree: xr.DataTree, info: dict) -> None:
     for key in PLAIN_ATTRS:
-        v = info.get(key)
+        # pool_by: the column of the groups, also for a structured fit's pooled gamma
+        v = group_column(info) if key == "pool_by" else info.get(key)
         tree.attrs[key] = "" if v is None else v
     prov = info.get("provenance") or {}
     for key in PROVENANCE_ATTRS:
