@@ -143,3 +143,33 @@ def test_misspecified_simulator_terms():
     dev = np.log(noisy["loss"] / noisy["loss_true"])
     sd = dev.groupby(runs["D"]).std()
     assert sd[5e6] > 4 * sd[4e7]                             # sd falls 8x from 5M to 40M
+
+
+def test_minimum_inside_a_falling_step_against_an_analytic_law(monkeypatch):
+    """The law's loss (log D - log D_c)^2 per draw, D_c drawn around 30M, against two falling
+    steps: 20M -> 40M holds the minimum when D_c < 40M, 5M -> 10M never does."""
+    import pandas as pd
+
+    from bayesfp.bayes import checks
+
+    rng = np.random.default_rng(0)
+    log_dc = np.log(30e6) + 0.4 * rng.standard_normal(4000)
+
+    def law(_tree, runs):
+        return (np.log(runs["D"].to_numpy(float))[None, :] - log_dc[:, None]) ** 2
+
+    monkeypatch.setattr(checks, "law_mean_draws", law)
+    runs = pd.DataFrame({"N": 1e6, "E": 1, "M": 0, "B": "128", "operands": "w",
+                         "D": [5e6, 1e7, 2e7, 4e7], "loss": [4.0, 3.9, 3.8, 3.75]})
+    steps = pd.DataFrame([{"N": "1000000.0", "E": "1", "M": "0", "B": "128", "operands": "w",
+                           "D_from": a, "D_to": b, "observed": -0.05}
+                          for a, b in ((5e6, 1e7), (2e7, 4e7))])
+    out = checks.minimum_inside_check(None, steps, runs.astype({"N": float}), grid=41)
+    # the minimum is inside (20M, 40M) when D_c lies there (the grid resolves it to ~2%)
+    want = np.mean((log_dc > np.log(2e7)) & (log_dc < np.log(4e7)))
+    assert abs(out["p_inside"].iloc[1] - want) < 0.03
+    assert out["flagged"].tolist() == [False, want > 0.5]
+    assert out["p_inside"].iloc[0] < 0.01
+    # a rising step (observed > 0) and an unquantized series are not checked
+    steps.loc[0, "observed"] = 0.01
+    assert len(checks.minimum_inside_check(None, steps, runs.astype({"N": float}))) == 1

@@ -168,6 +168,49 @@ def law_mean_draws(tree, runs: pd.DataFrame) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
+def minimum_inside_check(tree, steps: pd.DataFrame, runs: pd.DataFrame, grid: int = 9,
+                         p_flag: float = 0.5, max_draws: int = 2000) -> pd.DataFrame:
+    """Where the law's loss has its minimum in D (the critical data size) inside a step over
+    which the runs' loss falls.
+
+    A falling step (``observed < 0`` in :func:`d_slope_check`) can still hold the law's minimum:
+    the law may fall to it and rise a little before the step's end. For each falling step of a
+    quantized series the law's mean loss is evaluated at ``grid`` log-spaced D from ``D_from`` to
+    ``D_to`` (the series' own N, format, block and operands); a draw places its minimum inside
+    the step when its lowest loss on that grid is at neither end (a draw whose loss rises over
+    the whole step is :func:`d_slope_check`'s to flag).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per falling quantized step: the series keys, ``D_from``, ``D_to``, ``observed``,
+        ``p_inside`` (posterior probability that the minimum lies inside) and ``flagged``
+        (``p_inside > p_flag``).
+    """
+    if steps.empty:
+        return steps.assign(p_inside=[], flagged=[])
+    falling = steps[(steps["observed"] < 0) & (steps["operands"].astype(str) != "none")]
+    if falling.empty:
+        return falling.assign(p_inside=[], flagged=[])
+    first = runs.groupby(_key(runs, SERIES_KEYS)).head(1)
+    base = first.set_index(_key(first, SERIES_KEYS))
+    rows = []
+    for _, st in falling.iterrows():
+        ref = base.loc["|".join(str(st[k]) for k in SERIES_KEYS)]
+        for d in np.geomspace(float(st["D_from"]), float(st["D_to"]), grid):
+            rows.append({**ref.to_dict(), "D": d})
+    grid_runs = pd.DataFrame(rows).reset_index(drop=True)
+    mean = law_mean_draws(tree, grid_runs)
+    mean = mean[:: max(1, len(mean) // max_draws)]
+    mean = mean.reshape(len(mean), len(falling), grid)
+    lowest = mean.argmin(axis=2)  # (draw, step)
+    p_inside = ((lowest > 0) & (lowest < grid - 1)).mean(axis=0)
+    out = falling.reset_index(drop=True).copy()
+    out["p_inside"] = p_inside
+    out["flagged"] = p_inside > p_flag
+    return out
+
+
 def within_range(tree, p_confident: float = 0.6) -> dict:
     """Both within-range checks of a fit on its own fitted runs.
 
@@ -178,8 +221,11 @@ def within_range(tree, p_confident: float = 0.6) -> dict:
         ``flagged_steps`` (their rows as dicts), ``pairs`` (one entry per two formats of the same
         total bits with paired runs: ``a``, ``b``, ``pairs``, ``observed``, ``a_wins``,
         ``p_a_better``, ``disagrees``: the data favour one format in most pairs and on average
-        while the posterior favours the other with probability above ``p_confident``) and
-        ``passed`` (no flagged step, no disagreement).
+        while the posterior favours the other with probability above ``p_confident``),
+        ``minimum_steps`` and ``minimum_inside`` (:func:`minimum_inside_check`: falling steps of
+        quantized series checked, and the rows of those where the posterior places the law's
+        minimum in D inside the step with probability above 0.5) and ``passed`` (no flagged step,
+        no disagreement, no minimum inside a falling step).
     """
     from bayesfp.bayes.io import fit_table
 
@@ -204,7 +250,13 @@ def within_range(tree, p_confident: float = 0.6) -> dict:
                           "observed": r["observed"], "a_wins": r["a_wins"],
                           "p_a_better": r["p_a_better"], "disagrees": dis})
     flagged = steps[steps["flagged"]] if len(steps) else steps
+    minimum = minimum_inside_check(tree, steps, runs)
+    inside = minimum[minimum["flagged"]] if len(minimum) else minimum
     return {"slope_steps": int(len(steps)), "slope_flagged": int(len(flagged)),
             "flagged_steps": json.loads(flagged.to_json(orient="records")) if len(flagged)
             else [], "pairs": pairs,
-            "passed": bool(len(flagged) == 0 and not any(p["disagrees"] for p in pairs))}
+            "minimum_steps": int(len(minimum)),
+            "minimum_inside": json.loads(inside.to_json(orient="records")) if len(inside)
+            else [],
+            "passed": bool(len(flagged) == 0 and len(inside) == 0
+                           and not any(p["disagrees"] for p in pairs))}

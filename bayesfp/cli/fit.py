@@ -141,6 +141,10 @@ def _warn_within_range(fit) -> None:
     if wr["slope_flagged"]:
         lines.append(f"{wr['slope_flagged']} of {wr['slope_steps']} loss-vs-D steps of a series "
                      "fall in the runs but rise under the posterior (D_crit inside the data)")
+    for r in wr.get("minimum_inside", []):
+        lines.append(f"E{r['E']}M{r['M']} at N = {float(r['N']):.3g}: the runs' loss falls from "
+                     f"D = {r['D_from']:.3g} to {r['D_to']:.3g} ({r['observed']:+.4f} nats), "
+                     f"but the posterior puts its D_crit between them (P {r['p_inside']:.2f})")
     for p in wr["pairs"]:
         if p["disagrees"]:
             lines.append(f"{p['a']} vs {p['b']}: {p['a']} lower in {p['a_wins']:.0%} of "

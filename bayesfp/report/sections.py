@@ -506,6 +506,24 @@ def _within_range(ctx: Context) -> str:
     if wr["slope_flagged"]:
         ctx.warnings.append(f"{wr['slope_flagged']} loss-vs-D steps fall in the runs but rise "
                             "under the posterior: its D_crit lies inside the data.")
+    inside = wr.get("minimum_inside") or []
+    if "minimum_steps" in wr:
+        out += para(f"Of {wr['minimum_steps']} falling steps of quantized series, "
+                    f"{len(inside)} hold the posterior's D_crit (the law's minimum in D) with "
+                    "probability above 0.5: the law falls to a minimum and rises before the "
+                    "step's end while the runs only show the fall." if inside else
+                    f"None of {wr['minimum_steps']} falling steps of quantized series holds the "
+                    "posterior's D_crit with probability above 0.5.")
+    if inside:
+        df = pd.DataFrame(inside)
+        df = df[["N", "E", "M", "B", "operands", "D_from", "D_to", "observed", "p_inside"]]
+        out += table(df, {"observed": lambda v: f"{v:+.4f}", "p_inside": lambda v: f"{v:.2f}",
+                          "D_from": lambda v: f"{v:.3g}", "D_to": lambda v: f"{v:.3g}"})
+        ctx.warnings.append(
+            "D_crit inside a falling step: " + "; ".join(
+                f"E{r['E']}M{r['M']} at N = {float(r['N']):.3g}, {r['D_from']:.3g} to "
+                f"{r['D_to']:.3g} tokens (P {r['p_inside']:.2f})" for r in inside)
+            + ". Runs past the step's end would tell.")
     if wr["pairs"]:
         df = pd.DataFrame(wr["pairs"])
         df.index = pd.Index([f"{a} vs {b}" for a, b in zip(df["a"], df["b"], strict=True)],
