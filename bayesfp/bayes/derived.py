@@ -85,11 +85,10 @@ def _format_shifted(tree: xr.DataTree, p: dict, shape: tuple, E, M, log2B) -> di
     """``p`` (arrays (chain, draw, 1, ..., 1)) with log gamma per format (last axis) shifted
     by a structured fit's flexible format effect and block-size power
     (:func:`bayesfp.bayes.terms.log_gamma_shift`); unchanged for other fits."""
-    from bayesfp.bayes.terms import log_gamma_shift
+    from bayesfp.bayes.terms import has_format_terms, log_gamma_shift
 
     info = fit_info(tree)
-    if "log_gamma" not in p or not (info.get("format_effect") == "flex"
-                                     or info.get("log2b_power")):
+    if "log_gamma" not in p or not has_format_terms(info):
         return p
     shift = log_gamma_shift(tree["posterior"].to_dataset(), info, E, M, log2B)
     lg = p["log_gamma"]

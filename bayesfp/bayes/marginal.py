@@ -85,31 +85,6 @@ def log_density_pt(r, groups: Groups, sigma2, tau_s2, tau_c2):
     return -0.5 * (out + len(groups.seed_idx) * LOG_2PI)
 
 
-def log_density_np(r, groups: Groups, sigma2, tau_s2=None, tau_c2=None) -> np.ndarray:
-    """NumPy twin of :func:`log_density_pt` for draws: ``r`` (S, run), variances (S, J) and
-    (S, K) (or broadcastable). Returns shape (S,)."""
-    r = np.atleast_2d(r)
-    S = r.shape[0]
-    n = groups.n
-    sum_r = np.zeros((S, groups.J))
-    sum_r2 = np.zeros((S, groups.J))
-    np.add.at(sum_r.T, groups.seed_idx, r.T)
-    np.add.at(sum_r2.T, groups.seed_idx, (r * r).T)
-    mean = sum_r / n
-    within = sum_r2 - n * mean * mean
-    sigma2 = np.broadcast_to(sigma2, (S, groups.J))
-    v = sigma2 if tau_s2 is None else sigma2 + n * np.broadcast_to(tau_s2, (S, groups.J))
-    out = np.sum((n - 1.0) * np.log(sigma2) + np.log(v) + within / sigma2 + n * mean * mean / v,
-                 axis=1)
-    if tau_c2 is not None:
-        w = n / v
-        W, U = _cell_sums(w, w * mean, groups)
-        tc2 = np.broadcast_to(tau_c2, (S, groups.K))
-        a = tc2 * W
-        out = out + np.sum(np.log1p(a) - tc2 * U * U / (1.0 + a), axis=1)
-    return -0.5 * (out + r.shape[1] * LOG_2PI)
-
-
 def _cell_sums(w, wm, groups: Groups):
     S = w.shape[0]
     W = np.zeros((S, groups.K))

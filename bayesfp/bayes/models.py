@@ -328,9 +328,15 @@ class LawModel:
 
         obs = pm.Data("log_loss_obs", self.y, dims="run")
         p = self.law_params({name: self.priors[name].to_pymc(name) for name in self.sampled})
+        p = self._adjust_params(p)
         for name in self.deterministics():
             pm.Deterministic(name, p[name])
         return obs, p
+
+    def _adjust_params(self, p: dict) -> dict:
+        """Hook for subclasses: change the law coefficients (PyTensor) before they are stored
+        as deterministics; unchanged here."""
+        return p
 
     def build_model(self):
         """Build (once) and return the PyMC model.

@@ -336,22 +336,16 @@ class StructuredMixin:
 
     # ------------------------------------------------------------------ model
 
-    def law_variables(self):
-        """As :meth:`LawModel.law_variables`; with ``log2b_power`` the power k is sampled here
-        and ``log_gamma`` is shifted by (k - 1) c_B (c_B: mean log log2(B) of the quantized
-        runs), so that the sampled penalty intercept is the penalty at the runs' typical block
-        size whatever k is (otherwise k and gamma trade off along a ridge)."""
-        import pymc as pm
-
-        obs = pm.Data("log_loss_obs", self.y, dims="run")
-        p = self.law_params({name: self.priors[name].to_pymc(name) for name in self.sampled})
+    def _adjust_params(self, p: dict) -> dict:
+        """With ``log2b_power`` the power k is sampled here and ``log_gamma`` is shifted by
+        (k - 1) c_B (c_B: mean log log2(B) of the quantized runs), so that the sampled penalty
+        intercept is the penalty at the runs' typical block size whatever k is (otherwise k and
+        gamma trade off along a ridge)."""
         self._k = None
         if self.log2b_power and "log_gamma" in p:
             self._k = self.priors["log2b_power"].to_pymc("log2b_power")
-            p["log_gamma"] = p["log_gamma"] + (self._k - 1.0) * self.centre_log_log2b
-        for name in self.deterministics():
-            pm.Deterministic(name, p[name])
-        return obs, p
+            p = dict(p, log_gamma=p["log_gamma"] + (self._k - 1.0) * self.centre_log_log2b)
+        return p
 
     @property
     def centre_log_log2b(self) -> float:
@@ -505,21 +499,10 @@ class StructuredMixin:
                                           seed_effect=False))
         runs = self.ok.reset_index(drop=True)
         mu = terms.predict_log_loss(post, plain, runs, noise=False)
-        cD = self.centres["cD"]
-        group_logD = terms.cell_log_d(self.seed_cells)[None, :]
-        sd_group = terms.noise_sd(post, info, np.exp(group_logD[0]))
-        tau_s = tau_c = None
-        if self.seed_effect:
-            tau_s = terms.draws_of(post, "tau_seed")[:, None] * np.ones_like(sd_group)
-            if self.sigma_d:
-                tau_s = tau_s * np.exp(terms.draws_of(post, "sigma_slope")[:, None]
-                                       * (group_logD - cD))
-        if self.cell_d:
-            tau_c = np.exp(terms.draws_of(post, "log_tau_cell")[:, None]
-                           + terms.draws_of(post, "tau_cell_slope")[:, None]
-                           * (self.cell_logD[None, :] - cD))
-        elif self.cell:
-            tau_c = terms.draws_of(post, "tau_cell")[:, None] * np.ones((1, len(self.cells)))
+        group_logD = terms.cell_log_d(self.seed_cells)
+        sd_group = terms.noise_sd(post, info, np.exp(group_logD))
+        tau_s = terms.seed_sd(post, info, group_logD)
+        tau_c = terms.cell_sd(post, info, self.cell_logD)
         rng = np.random.default_rng([int(seed), 0x5EED])
         r = np.asarray(y, dtype=float)[None, :] - mu
         cell, seed_eff = draw_effects(r, self.effect_groups, sd_group ** 2,

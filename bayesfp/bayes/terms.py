@@ -113,32 +113,46 @@ def keyed_effect(fitted: np.ndarray, scale_new: np.ndarray, keys, levels, rng) -
     return out
 
 
+def cell_sd(post, info: Mapping, logd) -> np.ndarray | None:
+    """Sd of the cell effect at log D values ``logd`` per draw, shape (S, len(logd)) (None
+    without a cell effect): one sd, or log-linear in log D with ``cell_d``."""
+    st, cD = info["structure"], info["centres"]["cD"]
+    logd = np.asarray(logd, dtype=float)[None, :]
+    if st.get("cell_d"):
+        return np.exp(draws_of(post, "log_tau_cell")[:, None]
+                      + draws_of(post, "tau_cell_slope")[:, None] * (logd - cD))
+    if st.get("cell"):
+        return draws_of(post, "tau_cell")[:, None] * np.ones_like(logd)
+    return None
+
+
+def seed_sd(post, info: Mapping, logd) -> np.ndarray | None:
+    """Sd of the seed effect at log D values ``logd`` per draw, shape (S, len(logd)) (None
+    without a seed effect): with ``sigma_d`` it scales in D like the noise sd."""
+    st, cD = info["structure"], info["centres"]["cD"]
+    if not st.get("seed_effect"):
+        return None
+    logd = np.asarray(logd, dtype=float)[None, :]
+    tau = draws_of(post, "tau_seed")[:, None]
+    if st.get("sigma_d"):
+        return tau * np.exp(draws_of(post, "sigma_slope")[:, None] * (logd - cD))
+    return tau * np.ones_like(logd)
+
+
 def structure_effects(post, info: Mapping, runs: pd.DataFrame, rng) -> np.ndarray:
     """Cell, seed and discrepancy terms of runs' log-loss, shape (S, run)."""
-    st, lv, cD = info["structure"], info["levels"], info["centres"]["cD"]
+    st, lv = info["structure"], info["levels"]
     S = post.sizes["chain"] * post.sizes["draw"]
     n = len(runs)
     out = np.zeros((S, n))
     logd = np.log(runs["D"].to_numpy(dtype=float))
-    if st.get("cell_d"):
-        lt, b = draws_of(post, "log_tau_cell")[:, None], draws_of(post, "tau_cell_slope")[:, None]
-        tau_fit = np.exp(lt + b * (cell_log_d(lv["cells"])[None, :] - cD))
-        tau_new = np.exp(lt + b * (logd[None, :] - cD))
-        out += keyed_effect(tau_fit * draws_of(post, "z_cell"), tau_new, cell_keys(runs),
-                            lv["cells"], rng)
-    elif st.get("cell"):
-        tau = draws_of(post, "tau_cell")[:, None]
-        out += keyed_effect(tau * draws_of(post, "z_cell"), np.repeat(tau, n, 1),
-                            cell_keys(runs), lv["cells"], rng)
+    if st.get("cell") or st.get("cell_d"):
+        out += keyed_effect(cell_sd(post, info, cell_log_d(lv["cells"])) * draws_of(post, "z_cell"),
+                            cell_sd(post, info, logd), cell_keys(runs), lv["cells"], rng)
     if st.get("seed_effect"):
-        tau = draws_of(post, "tau_seed")[:, None]
-        tau_fit, tau_new = tau, np.repeat(tau, n, 1)
-        if st.get("sigma_d"):
-            b = draws_of(post, "sigma_slope")[:, None]
-            tau_fit = tau * np.exp(b * (cell_log_d(lv["seed_cells"])[None, :] - cD))
-            tau_new = tau * np.exp(b * (logd[None, :] - cD))
-        out += keyed_effect(tau_fit * draws_of(post, "z_seed"), tau_new, seed_keys(runs),
-                            lv["seed_cells"], rng)
+        out += keyed_effect(seed_sd(post, info, cell_log_d(lv["seed_cells"]))
+                            * draws_of(post, "z_seed"), seed_sd(post, info, logd),
+                            seed_keys(runs), lv["seed_cells"], rng)
     if st.get("discrepancy"):
         for ax in ("N", "D"):
             levels = lv[ax]
@@ -237,6 +251,12 @@ def format_draws(post, info: Mapping, E: np.ndarray, M: np.ndarray, rng) -> dict
     if info.get("log2b_power"):
         out["k"] = draws_of(post, "log2b_power")[:, None]
     return out
+
+
+def has_format_terms(info: Mapping) -> bool:
+    """Whether a fit has the flexible format effect or a free power of log2 B (terms beyond
+    the law's own in its precision penalty)."""
+    return info.get("format_effect") == "flex" or bool(info.get("log2b_power"))
 
 
 def log_gamma_shift(post, info: Mapping, E, M, log2B, seed: int = 0) -> np.ndarray:

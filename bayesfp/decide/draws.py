@@ -135,17 +135,19 @@ def _flatten(da) -> np.ndarray:
     return np.asarray(da.transpose("chain", "draw", ...).values, dtype=float).reshape(-1)
 
 
-def _new_run_sd(post, info, sigma):
-    """The sd of a new run's log-loss around the law: the noise sd, and for a structured fit
-    also the spread of a new cell's and a new seed's effects, at the centre of the fitted D."""
-    st = info.get("structure") or {}
-    var = sigma ** 2
-    if st.get("cell_d"):
-        var = var + np.exp(post["log_tau_cell"]) ** 2
-    elif st.get("cell"):
-        var = var + post["tau_cell"] ** 2
-    if st.get("seed_effect"):
-        var = var + post["tau_seed"] ** 2
+def _new_run_sd(post, info, sigma) -> np.ndarray:
+    """The sd of a new run's log-loss around the law, flat over draws (S,): the noise sd, and
+    for a structured fit also the spread of a new cell's and a new seed's effects, at the
+    centre of the fitted D."""
+    from bayesfp.bayes.terms import cell_sd, seed_sd
+
+    var = _flatten(sigma) ** 2
+    if info.get("structure"):
+        post = post.to_dataset()
+        at = [info["centres"]["cD"]]
+        for sd in (cell_sd(post, info, at), seed_sd(post, info, at)):
+            if sd is not None:
+                var = var + sd[:, 0] ** 2
     return np.sqrt(var)
 
 
@@ -194,11 +196,10 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
     else:
         sigma = sig
     sigma = _new_run_sd(tree["posterior"], info, sigma)
-    shift = None
-    if "log_gamma" in params and (info.get("format_effect") == "flex"
-                                  or info.get("log2b_power")):
-        from bayesfp.bayes.terms import log_gamma_shift
+    from bayesfp.bayes.terms import has_format_terms, log_gamma_shift
 
+    shift = None
+    if "log_gamma" in params and has_format_terms(info):
         post, cache = tree["posterior"].to_dataset(), {}
 
         def shift(E, M, log2B):
@@ -206,7 +207,7 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
             if key not in cache:  # one draw of an unseen level's offset per format
                 cache[key] = log_gamma_shift(post, info, [E], [M], log2B)[::thin, 0]
             return cache[key]
-    return PosteriorDraws(info["law"], params, _flatten(sigma)[::thin],
+    return PosteriorDraws(info["law"], params, sigma[::thin],
                           robust=bool(info.get("robust", False)),
                           inputs_kw=info.get("inputs_kw") or {},
                           runs=fit_table(tree, fitted_only=True), format_shift=shift)
