@@ -122,25 +122,19 @@ def fit_bayes(table: pd.DataFrame, law: str = defaults.LAW, *, out=None,
         within-range checks (:func:`bayesfp.bayes.checks.within_range`) in its record under
         ``within_range``.
     """
+    from bayesfp.bayes.calibrate import make_model
     from bayesfp.bayes.checks import within_range
     from bayesfp.bayes.info import fit_info, set_info
     from bayesfp.bayes.io import save_fit
-    from bayesfp.bayes.models import model_for
     from bayesfp.bayes.prior_groups import add_prior_groups
-    from bayesfp.bayes.structured import parse_pool, structured_model
 
     config = dict(draws=draws, tune=tune, chains=chains, seed=seed, cores=cores,
                   sampler=sampler, progressbar=progress)
-    common = dict(pooling=pooling, prior=prior, robust=robust, sigma_by=sigma_by,
-                  inputs_kw=inputs_kw, sampler=config)
-    if structure:
-        kw = dict(structure)
-        pool = parse_pool(kw.pop("pool", None))
-        if pool_by:
-            pool.setdefault("gamma", pool_by)
-        model = structured_model(law, table, pool=pool, **kw, **common)
-    else:
-        model = model_for(law, table, pool_by=pool_by, centred=centred, **common)
+    kw = model_kw(pool_by, structure, inputs_kw) | dict(pooling=pooling, prior=prior,
+                                                        robust=robust, sigma_by=sigma_by)
+    if not structure:
+        kw["centred"] = centred
+    model = make_model(table, law, kw, config)
     fit = model.fit()
     add_prior_groups(fit, model)
     info = fit_info(fit)
