@@ -168,6 +168,20 @@ def law_mean_draws(tree, runs: pd.DataFrame) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
+def _thinned(tree, max_draws: int):
+    """The fit with every k-th posterior draw, at most about ``max_draws`` in all (the fit
+    itself when it has no more; a tree of a fit, or None for a stand-in law in tests)."""
+    if tree is None or "posterior" not in getattr(tree, "children", {}):
+        return tree
+    post = tree["posterior"].to_dataset()
+    step = max(1, post.sizes["chain"] * post.sizes["draw"] // max_draws)
+    if step == 1:
+        return tree
+    out = tree.copy()
+    out["posterior"] = type(tree)(post.isel(draw=slice(None, None, step)))
+    return out
+
+
 def minimum_inside_check(tree, steps: pd.DataFrame, runs: pd.DataFrame, grid: int = 9,
                          p_flag: float = 0.5, max_draws: int = 2000) -> pd.DataFrame:
     """Where the law's loss has its minimum in D (the critical data size) inside a step over
@@ -200,8 +214,7 @@ def minimum_inside_check(tree, steps: pd.DataFrame, runs: pd.DataFrame, grid: in
         for d in np.geomspace(float(st["D_from"]), float(st["D_to"]), grid):
             rows.append({**ref.to_dict(), "D": d})
     grid_runs = pd.DataFrame(rows).reset_index(drop=True)
-    mean = law_mean_draws(tree, grid_runs)
-    mean = mean[:: max(1, len(mean) // max_draws)]
+    mean = law_mean_draws(_thinned(tree, max_draws), grid_runs)
     mean = mean.reshape(len(mean), len(falling), grid)
     lowest = mean.argmin(axis=2)  # (draw, step)
     p_inside = ((lowest > 0) & (lowest < grid - 1)).mean(axis=0)
