@@ -208,3 +208,18 @@ def test_dry_run_plan(tmp_path):
         bench.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=msg):
             run_sweep(grid, out, dry_run=True, throughput=bench, echo=said.append)
+
+
+def test_fits_keeps_a_margin_before_the_deadline():
+    # a run predicted to take 100 s starts 116 s before the deadline, not 110 s before it
+    from training.sweep.runner import FIT_MARGIN, Context
+
+    class Fixed:
+        def seconds(self, run):
+            return 100.0
+
+    assert FIT_MARGIN == 1.15
+    now = time.monotonic()
+    assert Context(None, Fixed(), None, deadline=now + 116.0).fits(None)
+    assert not Context(None, Fixed(), None, deadline=now + 110.0).fits(None)
+    assert Context(None, Fixed(), None, deadline=None).fits(None)

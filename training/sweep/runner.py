@@ -2,8 +2,9 @@
 executor, append each outcome once.
 
 Order: largest runs first (by FLOPs), so the long runs do not end up alone at the tail. A time
-budget (``max_minutes``) sets a deadline: a run is started only if its predicted time ends before
-it (smaller runs may still fit when a large one does not), and runs still going at the deadline
+budget (``max_minutes``) sets a deadline: a run is started only if its predicted time, times
+``FIT_MARGIN``, ends before it (smaller runs may still fit when a large one does not; the margin
+covers predictions made before the sweep has timed a size), and runs still going at the deadline
 are stopped and not recorded, so they run again next time. Runs that fail outside the trainer
 (non-zero exit, signal, time limit) are started again up to ``retries`` times in the same sweep
 before their ``failed`` record is written.
@@ -24,6 +25,9 @@ from training.sweep.grid import expand, load_grid
 from training.sweep.ledger import Ledger, sweep_dir
 
 EXECUTORS = ("local", "ray")
+# A run starts only if FIT_MARGIN times its predicted seconds end before the deadline: a run
+# stopped at the deadline is lost, one not started costs nothing.
+FIT_MARGIN = 1.15
 
 
 @dataclass
@@ -43,9 +47,9 @@ class Context:
     done_s: float = 0.0  # predicted seconds of the runs recorded so far (progress bar units)
 
     def fits(self, run):
-        """Whether ``run`` is predicted to end before the deadline."""
-        return self.deadline is None or time.monotonic() + self.estimator.seconds(run) <= \
-            self.deadline
+        """Whether ``run`` is predicted to end before the deadline, with ``FIT_MARGIN``."""
+        return self.deadline is None or \
+            time.monotonic() + FIT_MARGIN * self.estimator.seconds(run) <= self.deadline
 
     def past_deadline(self):
         return self.deadline is not None and time.monotonic() >= self.deadline
