@@ -133,6 +133,9 @@ def test_save_load_round_trip_and_hash(fit, tmp_path):
     path = save_fit(fit, tmp_path / "fit.nc")
     back = load_fit(path)
     xr.testing.assert_allclose(back["posterior"].to_dataset(), fit["posterior"].to_dataset())
+    # the log-likelihood is stored to 15 mantissa bits: relative error at most 2**-16
+    ll, ll0 = back["log_likelihood"]["log_loss"].values, fit["log_likelihood"]["log_loss"].values
+    assert np.all(np.abs(ll - ll0) <= np.abs(ll0) * 2.0 ** -16) and not np.array_equal(ll, ll0)
     stamped = {"format_version": 2, "bayesfp_version": bayesfp.__version__}
     assert fit_info(back) == fit_info(fit) | stamped | {"hash": fit_info(back)["hash"]}
     assert len(fit_info(back)["hash"]) == 64
