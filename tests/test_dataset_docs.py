@@ -78,3 +78,23 @@ def test_ship_refuses_unmet_and_writes_with_override(tmp_path):
     assert df["source"].iloc[0] == "real: H100, sweep of g.toml"
     assert json.loads(df["train_curve"].iloc[0]) == [[1, 100, 7.5], [2, 200, 6.0]]
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_call_and_size_throughput():
+    import json
+
+    import pandas as pd
+
+    # two runs of 1e7 and 3e7 tokens, 2e6 total parameters, in a call of 100 s on 2 GPUs
+    call = dict(wall_s=100.0, gpus=2, per_gpu=4)
+    df = pd.DataFrame(dict(D=[1e7, 3e7], params_total=[2e6, 2e6], N=[1e6, 1e6],
+                           status=["ok", "ok"], tokens_per_s=[1e5, 3e5],
+                           format=["bf16", "e4m3"],
+                           config=[json.dumps({"model": "s"})] * 2))
+    tp = dataset_docs.call_throughput(call, df)
+    assert tp["tokens_per_gpu_s"] == 4e7 / 200.0
+    assert abs(tp["mfu"] - 6 * 2e6 * 4e7 / (200.0 * 989e12)) < 1e-15
+    rows = dataset_docs.size_throughput(df, pd.Series([4, 4]))
+    assert [(r["kind"], r["runs"], r["gpu_tps"]) for r in rows] == [
+        ("bf16", 1, 4e5), ("quantized", 1, 1.2e6)]
+    assert abs(rows[1]["mfu"] - 1.2e6 * 6 * 2e6 / 989e12) < 1e-15
