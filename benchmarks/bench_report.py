@@ -5,21 +5,23 @@
     python benchmarks/bench_report.py --cli models/runs_sun.nc \\
         --decision reports/runs/decision.json --baseline HEAD~3 --repeats 5
 
-Without ``--cli`` it prints the wall and CPU time of each ``write_report`` call and the medians
-(CPU time is the better measure on a shared machine); the fit is made with the default sampler
-settings (4 chains x 1000 draws) unless ``--fit`` names one.
+Without ``--cli`` it prints the wall and CPU time of each ``write_report`` call (the figure
+workers' included) and the medians (CPU time is the better measure on a shared machine); the
+fit is made with the default sampler settings (4 chains x 1000 draws) unless ``--fit`` names
+one.
 
 With ``--cli FIT`` it times the whole command ``bayesfp report FIT -o TMP --no-svg`` (Python's
 start, the imports and loading the fit included) in a fresh process per repeat, wall time and
-the CPU time of the process (user + system). ``--baseline REV`` runs the same command with the
-``bayesfp`` package of git revision REV (``git archive``) first on ``PYTHONPATH``, alternating
-with the working tree's in every repeat, so that both see the same load; it prints both medians
-and their ratio.
+the CPU time of the process and of the processes it forks to draw figures (user + system;
+``--workers N`` sets how many may draw beside it, 0: none). ``--baseline REV`` runs the same
+command with the ``bayesfp`` package of git revision REV (``git archive``) first on
+``PYTHONPATH``, alternating with the working tree's in every repeat, so that both see the same
+load; it prints both medians and their ratio.
 
-With ``--parts FIT`` it renders the report once in this process (PNG only) with the report's
-functions wrapped in CPU timers and prints where the time went: imports, reading the fit,
-building and drawing the figures, PSIS-LOO, the LOO-PIT figure, the compute-optimal search and
-the rest.
+With ``--parts FIT`` it renders the report once in this process (PNG only, every figure made
+and drawn here, no worker processes) with the report's functions wrapped in CPU timers and
+prints where the time went: imports, reading the fit, building and drawing the figures,
+PSIS-LOO, the LOO-PIT figure, the compute-optimal search and the rest.
 """
 
 import argparse
@@ -57,18 +59,31 @@ def _write_report(args) -> None:
           f"{tree['log_likelihood'].sizes['run']} runs")
     times, cpu = [], []
     for i in range(args.repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), _cpu()
         write_report(args.fit, tmp / f"report{i}", svg=args.svg)
         times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+        cpu.append(_cpu() - c0)
         print(f"report {i + 1}: {times[-1]:.1f} s wall, {cpu[-1]:.1f} s CPU")
     print(f"median of {len(times)}: {statistics.median(times):.1f} s wall, "
           f"{statistics.median(cpu):.1f} s CPU (svg={args.svg})")
 
 
-def _run(cmd: list[str], pythonpath: str | None) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system) of one command in a fresh process."""
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished child processes (the figure workers)."""
+    import resource
+
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                  resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _run(cmd: list[str], pythonpath: str | None,
+         workers: int | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the processes it forks included) of one command in
+    a fresh process; ``workers``: ``BAYESFP_REPORT_WORKERS`` for it."""
     env = dict(os.environ)
+    if workers is not None:
+        env["BAYESFP_REPORT_WORKERS"] = str(workers)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
     t0 = time.perf_counter()
@@ -103,7 +118,7 @@ def _cli(args) -> None:
                    "--svg" if args.svg else "--no-svg"]
             if args.decision:
                 cmd += ["--decision", str(args.decision.resolve())]
-            wall, cpu = _run(cmd, path)
+            wall, cpu = _run(cmd, path, args.workers)
             res[name][0].append(wall)
             res[name][1].append(cpu)
             print(f"{name} {i + 1}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
@@ -150,14 +165,31 @@ def _parts(args) -> None:
                 add(key, time.process_time() - t)
         setattr(mod, name, wrapper)
 
-    timed(S, "loo", "PSIS-LOO")
+    if hasattr(q, "psis_loo"):
+        timed(q, "psis_loo", "PSIS-LOO")
+    else:  # the report code of an earlier revision
+        timed(S, "loo", "PSIS-LOO")
     timed(q, "compute_optimal_table", "compute-optimal search")
     for name in ("rank_plot", "energy_plot", "prior_posterior", "published_forest", "ppc_plot",
                  "residual_plot", "loss_vs_data", "d_crit_vs_n", "split_heatmap",
                  "compute_optimal_plot", "decision_plot"):
         timed(F, name, "building the figures")
     timed(F, "loo_pit_plot", "LOO-PIT figure")
-    timed(H.FigureSink, "__call__", "drawing the PNGs")
+    # every figure drawn in this process, one after another, so that its time is counted
+    os.environ["BAYESFP_REPORT_WORKERS"] = "0"
+    if hasattr(H.FigureSink, "_draw_here"):
+        draw = H.FigureSink._render
+
+        def render(self, fig, name):  # the figure is made (timed above) before it is drawn
+            fig = fig() if callable(fig) else fig
+            t = time.process_time()
+            try:
+                return draw(self, fig, name)
+            finally:
+                add("drawing the PNGs", time.process_time() - t)
+        H.FigureSink._render = render
+    else:
+        timed(H.FigureSink, "__call__", "drawing the PNGs")
     t = time.process_time()
     H.write_report(tree, Path(tempfile.mkdtemp(prefix="bench-report-parts-")) / "report",
                    decision=dec, svg=False)
@@ -178,6 +210,9 @@ def main():
     ap.add_argument("--decision", type=Path, help="with --cli: a decision JSON for the report")
     ap.add_argument("--baseline", metavar="REV",
                     help="with --cli: also time the bayesfp package of this git revision")
+    ap.add_argument("--workers", type=int, metavar="N",
+                    help="with --cli: processes that draw the figures beside the report's "
+                         "(BAYESFP_REPORT_WORKERS; default: one fewer than the CPUs, 0: none)")
     ap.add_argument("--parts", type=Path, metavar="FIT",
                     help="CPU time of each part of one report of this fit")
     args = ap.parse_args()

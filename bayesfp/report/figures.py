@@ -337,11 +337,20 @@ def loo_pit_plot(tree: xr.DataTree, pred: xr.DataArray | None = None) -> Figure:
     """LOO-PIT Delta-ECDF of the fitted runs' log-loss (``arviz.plot_loo_pit``), with the
     p-value of ArviZ's uniformity test. Near zero: the predictive distributions are
     calibrated. ``pred``: the predictive loss draws of the fitted runs when already computed
-    (see :func:`bayesfp.report.quantities.loo_pit_tree`)."""
-    import arviz as az
+    (see :func:`bayesfp.report.quantities.loo_pit_tree`).
 
-    pc = az.plot_loo_pit(q.loo_pit_tree(tree, pred=pred),
-                         figure_kwargs={"figsize": (WIDTH * 0.6, 3.0), "layout": "constrained"})
+    The PIT values come from :func:`bayesfp.report.quantities.loo_pit_values` (ArviZ's
+    Pareto-smoothed LOO-PIT for all runs at once) and are drawn as ``arviz.plot_loo_pit``
+    draws them (``arviz_plots.plot_ecdf_pit`` with its settings)."""
+    from arviz_base import convert_to_datatree
+    from arviz_plots import plot_ecdf_pit
+
+    lpv = q.loo_pit_values(tree, pred=pred)
+    pc = plot_ecdf_pit(convert_to_datatree(lpv, group="loo_pit"), group="loo_pit",
+                       sample_dims=lpv.dims, method="pot_c",
+                       visuals={"ylabel": {}, "remove_axis": False,
+                                "xlabel": {"text": "LOO-PIT"}},
+                       figure_kwargs={"figsize": (WIDTH * 0.6, 3.0), "layout": "constrained"})
     return _close_new(_arviz_figure(pc))
 
 
@@ -358,7 +367,8 @@ def compare_plot(table: pd.DataFrame) -> Figure:
 
 
 def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
-                 prob: float = q.PROB, group: str | None = None) -> Figure:
+                 prob: float = q.PROB, group: str | None = None,
+                 d_crit: pd.DataFrame | None = None) -> Figure:
     """Loss against tokens D per format, one panel per N, with the critical data size.
 
     Lines are the posterior median of the law's loss (block size 128), bands its central
@@ -366,6 +376,8 @@ def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
     D_crit (median, HDI). Dots are the fitted runs at that N and block size; the shaded area
     lies past the largest D in the runs. ``group``: a pooled fit's group whose D_crit to mark
     (the curves are for operands ``w+w_bwd+x_bwd``, that group's own when pooled by operands).
+    ``d_crit``: the table of :func:`bayesfp.report.quantities.d_crit_table` for these
+    ``formats``, ``prob`` and ``group`` when already computed at (at least) these N.
     """
     runs = fit_table(tree, fitted_only=True)
     Ns = sorted(runs["N"].unique())[-4:] if Ns is None else list(Ns)
@@ -374,7 +386,9 @@ def loss_vs_data(tree: xr.DataTree, Ns=None, formats=dv.DEFAULT_FORMATS, D=None,
         else np.asarray(D, dtype=float)
     labels = [dv.format_label(*f) for f in formats]
     colors = _format_colors(labels)
-    dct = q.d_crit_table(tree, Ns, formats, prob, group=group)
+    if d_crit is None or not set(Ns) <= set(d_crit["N"]):
+        d_crit = q.d_crit_table(tree, Ns, formats, prob, group=group)
+    dct = d_crit
     ncol = min(len(Ns), 2)
     nrow = int(np.ceil(len(Ns) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(WIDTH, 3.3 * nrow + 0.5), squeeze=False,

@@ -9,11 +9,15 @@ margins shrink) and opens offline.
 import base64
 import contextlib
 import datetime
+import gc
 import html
 import io
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -82,37 +86,187 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 
 
 class FigureSink:
-    """Render figures to PNG once: embed the bytes as base64 and write them (and SVG) to files."""
+    """Render figures to PNG once: embed the bytes as base64 and write them (and SVG) to files.
 
-    def __init__(self, fig_dir: Path | None, svg: bool = False, dpi: int = DPI):
+    ``sink(fig, name, caption)`` takes a figure or a function without arguments that makes
+    one. Figures are made and drawn by up to ``workers`` forked processes while this one goes
+    on with the report (``None``: :func:`default_workers`; 0, or a system without ``fork``:
+    here, one after another). A call returns the figure's HTML with a placeholder for the
+    image; :meth:`resolve` waits for the drawings and puts them in. A figure that fails in a
+    worker is made again here, so that its error is raised here.
+    """
+
+    def __init__(self, fig_dir: Path | None, svg: bool = False, dpi: int = DPI,
+                 workers: int | None = None):
         self.fig_dir, self.svg, self.dpi = fig_dir, svg, dpi
         self.written: list[Path] = []
         if fig_dir is not None:
             fig_dir.mkdir(parents=True, exist_ok=True)
+        self.workers = default_workers() if workers is None else max(0, int(workers))
+        self._tmp: Path | None = None
+        self._jobs: list[dict] = []  # in call order: name, fig, png, pid
+        self._queue: list[dict] = []  # not started yet
+        self._running: dict[int, dict] = {}  # pid -> job
+        self._frozen = False
 
     def __call__(self, fig, name: str, caption: str) -> str:
+        i = len(self._jobs)
+        job = {"name": name, "fig": fig, "png": None, "pid": None, "index": i,
+               "key": f"\0figure-{i}\0"}
+        self._jobs.append(job)
+        if self.workers:
+            self._queue.append(job)
+            self._reap(block=False)
+            self._start()
+        else:
+            self._draw_here(job)
+        cap = html.escape(caption)
+        return (f'<figure id="fig-{html.escape(name)}"><img src="data:image/png;base64,'
+                f'{job["key"]}" alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+
+    def resolve(self, page: str) -> str:
+        """``page`` with every figure's image in place, once all are drawn (and written)."""
+        try:
+            while self._queue or self._running:
+                self._reap(block=False)
+                self._start()
+                if self._queue:  # every worker busy: draw the last waiting figure here
+                    self._draw_here(self._queue.pop())
+                elif self._running:
+                    self._reap(block=True)
+        finally:
+            self.close()
+        for job in self._jobs:
+            if job["png"] is None:  # a worker failed (or was stopped): draw it here
+                self._draw_here(job)
+            if self.fig_dir is not None:
+                path = self.fig_dir / f"{job['name']}.png"
+                if job["pid"] is None:
+                    path.write_bytes(job["png"])
+                self.written.append(path)
+                if self.svg:
+                    self.written.append(self.fig_dir / f"{job['name']}.svg")
+            page = page.replace(job["key"], base64.b64encode(job["png"]).decode("ascii"), 1)
+            job["fig"] = None
+        self._jobs = []
+        return page
+
+    def close(self) -> None:
+        """Stop the workers still drawing (after an error or an interrupt) and wait for them."""
+        for pid in list(self._running):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            self._running.pop(pid)["pid"] = None
+        self._queue = []
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def _png_path(self, job) -> Path:
+        if self.fig_dir is not None:
+            return self.fig_dir / f"{job['name']}.png"
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="bayesfp-figures-"))
+        return self._tmp / f"{job['index']}.png"
+
+    def _render(self, fig, name: str) -> bytes:
+        """Draw ``fig`` (made first if it is a function): its PNG bytes (and its SVG file,
+        when asked for)."""
+        if callable(fig):
+            fig = fig()
         _freeze_ticks(fig)
+        _layout_once(fig)
         buf = io.BytesIO()
         # zlib level 3: a third faster to encode than the default 6, 1% larger
         fig.savefig(buf, format="png", dpi=self.dpi, pil_kwargs={"compress_level": 3})
-        png = buf.getvalue()
-        if self.fig_dir is not None:
-            path = self.fig_dir / f"{name}.png"
-            path.write_bytes(png)
-            self.written.append(path)
-            if self.svg:
-                path = self.fig_dir / f"{name}.svg"
-                # Fixed ids and no date, so a regenerated report differs only where it changed.
-                import matplotlib as mpl
+        if self.svg and self.fig_dir is not None:
+            # Fixed ids and no date, so a regenerated report differs only where it changed.
+            import matplotlib as mpl
 
-                _keep_layout(fig)
-                with mpl.rc_context({"svg.hashsalt": name}):
-                    fig.savefig(path, format="svg", metadata={"Date": None})
-                self.written.append(path)
-        data = base64.b64encode(png).decode("ascii")
-        cap = html.escape(caption)
-        return (f'<figure id="fig-{html.escape(name)}"><img src="data:image/png;base64,{data}" '
-                f'alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+            with mpl.rc_context({"svg.hashsalt": name}):
+                fig.savefig(self.fig_dir / f"{name}.svg", format="svg", metadata={"Date": None})
+        return buf.getvalue()
+
+    def _draw_here(self, job) -> None:
+        job["png"], job["pid"] = self._render(job["fig"], job["name"]), None
+
+    def _start(self) -> None:
+        """Fork workers for the waiting figures, as many as may run."""
+        while self._queue and len(self._running) < self.workers:
+            job = self._queue.pop(0)
+            job["path"] = self._png_path(job)
+            if not self._frozen:
+                # the collector leaves the objects made so far alone until close(): scanning
+                # them would write to memory that this process shares with its workers, and
+                # each page written while a worker runs is copied
+                gc.freeze()
+                self._frozen = True
+            with warnings.catch_warnings():  # BLAS's idle threads: the worker only draws
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # the worker: draw, write, leave without Python's exit handlers
+                code = 1
+                try:
+                    gc.disable()  # short-lived: a collection would copy the parent's pages
+                    job["path"].write_bytes(self._render(job["fig"], job["name"]))
+                    code = 0
+                finally:
+                    os._exit(code)
+            job["pid"] = pid
+            self._running[pid] = job
+
+    def _reap(self, block: bool) -> None:
+        """Collect the workers that have finished (with ``block``: at least the oldest)."""
+        for pid in list(self._running):
+            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+            block = False
+            if done == 0:
+                continue
+            job = self._running.pop(pid)
+            if os.waitstatus_to_exitcode(status) == 0:
+                job["png"] = job["path"].read_bytes()
+            else:
+                job["pid"] = None
+
+
+def default_workers() -> int:
+    """Processes that draw a report's figures beside the one writing it: one fewer than the
+    CPUs this process may use, at most 3 (``BAYESFP_REPORT_WORKERS`` overrides it); none
+    where ``fork`` is not safe to use (other than Linux)."""
+    env = os.environ.get("BAYESFP_REPORT_WORKERS", "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            raise BayesfpInputError(f"BAYESFP_REPORT_WORKERS: must be a whole number, got "
+                                    f"{env!r}") from None
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return 0
+    return min(3, len(os.sched_getaffinity(0)) - 1)
+
+
+def _layout_once(fig) -> None:
+    """Lay out ``fig`` with its layout engine now and drop the engine: saving it then draws it
+    once (matplotlib otherwise draws a figure with a layout engine twice, once without
+    output to lay it out), and a second file (the SVG copy) keeps the same layout; constrained
+    layout gives the same positions (figure fractions) at any resolution. The PNG is the same
+    byte for byte."""
+    import matplotlib as mpl
+
+    engine = fig.get_layout_engine()
+    if engine is None or not fig.axes:
+        return
+    try:
+        engine.execute(fig)
+    except ValueError:  # as Figure.draw: a layout that cannot be made is skipped
+        pass
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)
 
 
 def _freeze_ticks(fig) -> None:
@@ -139,17 +293,6 @@ def _freeze_ticks(fig) -> None:
                 labels = ticker.formatter.format_ticks(locs)
                 set_loc(FixedLocator(locs))
                 set_fmt(FixedFormatter(labels))
-
-
-def _keep_layout(fig) -> None:
-    """Keep the layout the PNG was drawn with for the next drawing of ``fig``: constrained
-    layout gives the same positions (figure fractions) at any resolution, and working them
-    out again costs about a quarter of a drawing."""
-    from matplotlib.layout_engine import ConstrainedLayoutEngine
-
-    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
-        with contextlib.suppress(RuntimeError):  # an engine some artist depends on stays
-            fig.set_layout_engine("none")
 
 
 def _load(fit) -> tuple[xr.DataTree, str, str]:
@@ -215,7 +358,7 @@ def render(ctx: S.Context, sink, source: str) -> str:
     choice = getattr(ctx.decision, "choice", "") if ctx.decision is not None else ""
     title = (f"Train in {choice.upper()}: {ctx.law.name} fit of {info['n_runs']} runs"
              if choice else f"bayesfp report: {ctx.law.name} fit of {info['n_runs']} runs")
-    return (
+    page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body><main>"
@@ -228,6 +371,8 @@ def render(ctx: S.Context, sink, source: str) -> str:
         + '<footer>Intervals are 90% (HDI for coefficients and D_crit, central elsewhere). '
         "Figures are also in the figures/ folder next to this page.</footer>"
         "</main></body></html>\n")
+    resolve = getattr(sink, "resolve", None)
+    return resolve(page) if resolve is not None else page
 
 
 def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision=None,
@@ -302,7 +447,11 @@ def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision
                     calibration=cal)
     with _staging(out_dir) as stage:
         sink = FigureSink(stage / "figures", svg=svg)
-        (stage / "index.html").write_text(render(ctx, sink, source), encoding="utf-8")
+        try:
+            page = render(ctx, sink, source)
+        finally:
+            sink.close()
+        (stage / "index.html").write_text(page, encoding="utf-8")
         _publish(stage, out_dir)
     return out_dir / "index.html"
 

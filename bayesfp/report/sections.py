@@ -1,7 +1,9 @@
 """The six sections of a fit report, each as an HTML fragment.
 
-Each function takes the :class:`Context` of the report and a figure sink (``sink(fig, name,
-caption) -> str`` returns the HTML of an embedded figure) and returns the section's HTML body.
+Each function takes the :class:`Context` of the report and a figure sink (``sink(make, name,
+caption) -> str`` returns the HTML of an embedded figure; ``make()`` makes the figure, so that
+:class:`bayesfp.report.html.FigureSink` can make and draw it in another process) and returns
+the section's HTML body.
 Numbers come from :mod:`bayesfp.bayes` and :mod:`bayesfp.report.quantities`.
 """
 
@@ -13,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp.bayes import derived as dv
-from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo
+from bayesfp.bayes.compare import PARETO_K_MAX, compare
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.info import group_column
 from bayesfp.bayes.io import fit_info, fit_table
@@ -73,8 +75,14 @@ class Context:
         if self.group is None and self.info.get("groups"):
             self.group = _main_group(self.tree, self.info)
         self.thinned = q.thin(self.tree)
-        self.prior = q.prior_draws(self.tree)
         self.law = get_law(self.info["law"])
+
+    def prior_draws(self) -> xr.Dataset:
+        """Prior draws of the sampled variables and law coefficients
+        (:func:`bayesfp.report.quantities.prior_draws`), made on first use."""
+        if self.prior is None:
+            self.prior = q.prior_draws(self.tree)
+        return self.prior
 
     def predictive(self, noise: bool = True) -> xr.DataArray:
         """Predictive loss draws of the fitted runs on the thinned draws, computed once: a new
@@ -342,6 +350,17 @@ def summary(ctx: Context, sink) -> str:
 def diagnostics(ctx: Context, sink) -> str:
     import arviz as az
 
+    # the figures first: a sink that draws them in other processes starts on them now
+    figs = (sink(lambda: F.rank_plot(ctx.thinned), "rank",
+                 "Rank plots (fractional-rank Delta-ECDF per chain) of the sampled "
+                 f"variables, on {q.PLOT_DRAWS} draws at most (every k-th of each chain): "
+                 "chains that sample the same distribution stay near zero. Each panel gives "
+                 "the p-value of ArviZ's uniformity test on these draws, which treats them "
+                 "as independent and so runs low for autocorrelated chains; the rank test "
+                 "behind the verdict first thins each chain to its bulk ESS.")
+            + sink(lambda: F.energy_plot(ctx.tree), "energy",
+                   "Marginal energy against energy transitions, with E-BFMI per chain "
+                   "(below 0.3: the sampler explores the tails poorly)."))
     names = q.sampled_names(ctx.tree) + [k for k in q.coefficient_names(ctx.tree)
                                           if k not in q.sampled_names(ctx.tree)]
     summ = pd.DataFrame(az.summary(ctx.tree, var_names=names, kind="diagnostics"))
@@ -370,24 +389,14 @@ def diagnostics(ctx: Context, sink) -> str:
                  f"{ctx.info['gate'].get('thresholds', {}).get('rhat_max', 1.01)} and ESS >= "
                  f"{ctx.info['gate'].get('thresholds', {}).get('ess_min', 400)}.")
             + table(summ, fmt)
-            + "<h3>Divergences and energy per chain</h3>" + table(chains)
-            + sink(F.rank_plot(ctx.thinned), "rank",
-                   "Rank plots (fractional-rank Delta-ECDF per chain) of the sampled "
-                   f"variables, on {q.PLOT_DRAWS} draws at most (every k-th of each chain): "
-                   "chains that sample the same distribution stay near zero. Each panel gives "
-                   "the p-value of ArviZ's uniformity test on these draws, which treats them "
-                   "as independent and so runs low for autocorrelated chains; the rank test "
-                   "behind the verdict first thins each chain to its bulk ESS.")
-            + sink(F.energy_plot(ctx.tree), "energy",
-                   "Marginal energy against energy transitions, with E-BFMI per chain "
-                   "(below 0.3: the sampler explores the tails poorly)."))
+            + "<h3>Divergences and energy per chain</h3>" + table(chains) + figs)
 
 
 # ---------------------------------------------------------------------------------- 3. coefficients
 
 
 def coefficients(ctx: Context, sink) -> str:
-    ct = q.coefficient_table(ctx.tree, ctx.prior)
+    ct = q.coefficient_table(ctx.tree, ctx.prior_draws())
     pct = f"{int(round(q.PROB * 100))}%"
     show = pd.DataFrame({
         "mean": ct["mean"], "sd": ct["sd"], f"HDI {pct}": [interval(a, b) for a, b in
@@ -412,10 +421,10 @@ def coefficients(ctx: Context, sink) -> str:
                  f"near 1 the runs did not inform it; from {WEAK_RATIO} on it is flagged as "
                  "weakly identified. " + note)
             + table(show)
-            + sink(F.prior_posterior(ctx.tree, ctx.prior), "prior_posterior",
+            + sink(lambda: F.prior_posterior(ctx.tree, ctx.prior_draws()), "prior_posterior",
                    "Posterior (histogram) against prior (line) of each coefficient. Priors of "
                    "the law coefficients are induced by the priors of the sampled variables.")
-            + sink(F.published_forest(ct, ctx.law.name), "forest",
+            + sink(lambda: F.published_forest(ct, ctx.law.name), "forest",
                    f"Posterior mean and HDI {pct} (blue), prior {pct} (grey) and the published "
                    "value (red diamond); each coefficient on its own axis.")
             + "<h3>Identification of the sampled variables</h3>"
@@ -429,13 +438,12 @@ def coefficients(ctx: Context, sink) -> str:
 
 def fit_quality(ctx: Context, sink) -> str:
     pred = q.predictive_table(ctx.thinned, pred=ctx.predictive(), mean=ctx.predictive(False))
-    cov = coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float))
+    cov = q.coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float), (0.5, 0.9, 0.99))
+    outside = 1.0 - cov.pop(0.99)
     ctx.facts["coverage"] = dict(cov)
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
     robust = bool(ctx.info.get("robust"))
-    outside = 1.0 - coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float),
-                             (0.99,))[0.99]
     if outside > TAIL_OUTSIDE_MAX and not robust:
         ctx.warnings.append(f"{outside:.1%} of the fitted runs lie outside their 99% predictive "
                             "intervals (1% expected): the residuals have heavier tails than "
@@ -447,13 +455,13 @@ def fit_quality(ctx: Context, sink) -> str:
     out = (para("Posterior predictive check: the interval a new run at each fitted design "
                 "would fall in (noise included), against the observed loss.")
            + table(covt, {"observed": lambda v: f"{v:.1%}"})
-           + sink(F.ppc_plot(pred), "ppc",
+           + sink(lambda: F.ppc_plot(pred), "ppc",
                   "Observed loss (dots, by format) against the posterior predictive median and "
                   "90% interval, one panel per N.")
-           + sink(F.residual_plot(pred), "residuals",
+           + sink(lambda: F.residual_plot(pred), "residuals",
                   "Residuals of log-loss from the law's median, over the noise sd, against N, "
                   "D, E, M and B."))
-    lo = loo(ctx.tree)
+    lo = q.psis_loo(ctx.tree)
     lt = pd.DataFrame({"value": [num(lo["elpd"], 6), num(lo["se"]), num(lo["p_loo"]),
                                  num(lo["pareto_k_max"]), str(lo["n_bad_k"])]},
                       index=pd.Index(["elpd_loo (log-loss)", "se", "p_loo", "max Pareto k",
@@ -465,7 +473,7 @@ def fit_quality(ctx: Context, sink) -> str:
                                "to check that they do not drive the fit."))
         lt.loc["influential runs"] = ", ".join(lo["bad_runs"][:10])
     out += ("<h3>Leave-one-out predictive accuracy</h3>" + table(lt)
-            + sink(F.loo_pit_plot(ctx.thinned, ctx.predictive()), "loo_pit",
+            + sink(lambda: F.loo_pit_plot(ctx.thinned, ctx.predictive()), "loo_pit",
                    "LOO-PIT: the leave-one-out predictive CDF at each observed log-loss, as a "
                    "Delta-ECDF; the panel gives the p-value of ArviZ's uniformity test (points "
                    "outside its simultaneous band are drawn black). Near zero: calibrated."))
@@ -478,7 +486,7 @@ def fit_quality(ctx: Context, sink) -> str:
                             "gate_passed") if c in ct.columns]
         out += (para("PSIS-LOO of every fit of the same runs; the best is ranked 0. A "
                      "difference smaller than about 2 dse is not a clear preference.")
-                + table(ct[cols]) + sink(F.compare_plot(ct), "compare",
+                + table(ct[cols]) + sink(lambda: F.compare_plot(ct), "compare",
                                          "ELPD of each fit with its standard error."))
     else:
         out += para("Only one fit was given. Compare laws with "
@@ -643,14 +651,14 @@ def _new_runs(ctx: Context, sink) -> str:
         return out + para(f"{len(runs)} runs of the given table are not in the fit; none has a "
                           "usable loss the law can place.")
     pred = q.predictive_table(ctx.thinned, ok)
-    cov = coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
-                       ok["loss"].to_numpy(dtype=float))
+    cov = q.coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
+                     ok["loss"].to_numpy(dtype=float))
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
     return (out + para(f"{len(ok)} runs of the given table are not in the fit: their losses "
                        "against the fit's predictions.")
             + table(covt, {"observed": lambda v: f"{v:.1%}"})
-            + sink(F.ppc_plot(pred), "new_runs",
+            + sink(lambda: F.ppc_plot(pred), "new_runs",
                    "Runs not in the fit: observed loss against the predictive interval."))
 
 
@@ -694,12 +702,12 @@ def answers(ctx: Context, sink) -> str:
                        f"{ctx.n_factor:g}x the largest (<code>--n-factor</code>). A factor "
                        "such as (12x) gives how far a value lies beyond the runs' largest N "
                        f"({tokens(d['N'][1])}) or D ({tokens(d_top)}).")
-                + sink(F.loss_vs_data(th, group=g), "loss_vs_d",
+                + sink(lambda: F.loss_vs_data(th, group=g, d_crit=dct), "loss_vs_d",
                        "Loss against tokens per format at each N of the runs: posterior median "
                        "and 90% band of the law, D_crit marked (triangle, HDI bar), fitted runs "
                        "as dots, shaded past the runs' largest D.")
                 + table(wide)
-                + sink(F.d_crit_vs_n(grid, d["N"]), "d_crit_vs_n",
+                + sink(lambda: F.d_crit_vs_n(grid, d["N"]), "d_crit_vs_n",
                        "D_crit against N per format (median, HDI 90%); shaded outside the N "
                        "of the runs."))
         probs, st = q.split_table(th, group=g)
@@ -711,9 +719,9 @@ def answers(ctx: Context, sink) -> str:
                        "E + M = P - 1 has the lowest loss (at fixed N, D and B the splits differ "
                        "only in the penalty's format factor), next to the layout table of Sun "
                        "et al.")
-                + '<div class="side">' + sink(F.split_heatmap(probs), "split_probabilities",
-                                              "P(best split) per P and E; frames: Sun et "
-                                              "al.'s table.")
+                + '<div class="side">'
+                + sink(lambda: F.split_heatmap(probs), "split_probabilities",
+                       "P(best split) per P and E; frames: Sun et al.'s table.")
                 + table(st, {"P(best)": lambda v: f"{v:.2f}",
                              "P(Sun et al.'s)": lambda v: f"{v:.2f}"}) + "</div>")
     co = q.compute_optimal_table(th, q.budgets_for(d["min_C"], d["max_C"], ctx.c_factor),
@@ -749,7 +757,7 @@ def answers(ctx: Context, sink) -> str:
                    "<code>--c-factor</code>). Budgets, N and D past the runs carry their "
                    "factor; where more than 5% of the draws put P on a bound of the search, the "
                    "answer is clipped and not shown.")
-            + sink(F.compute_optimal_plot(co, d["max_C"]), "compute_optimal",
+            + sink(lambda: F.compute_optimal_plot(co, d["max_C"]), "compute_optimal",
                    "Compute-optimal precision against compute budget, median and 90% band; "
                    "shaded where it extrapolates past the runs.")
             + table(show, cols))
@@ -780,7 +788,7 @@ def decision(ctx: Context, sink) -> str:
                           index=pd.Index(list(d.scalars), name="quantity"))
         out += table(sc)
     out += table(d.candidates, _interval_formats(d.candidates))
-    out += sink(F.decision_plot(d), "decision",
+    out += sink(lambda: F.decision_plot(d), "decision",
                 "Per candidate: expected loss, probability of being best and expected regret.")
     if d.next_runs is not None:
         out += "<h3>Next runs</h3>" + table(d.next_runs, _interval_formats(d.next_runs))
