@@ -25,7 +25,8 @@ def report_command(
     holdout: Annotated[bool, typer.Option(
         "--holdout", help="Run the held-out extrapolation check (one more fit).")] = False,
     svg: Annotated[bool, typer.Option("--svg/--no-svg",
-                                      help="Also write the figures as SVG.")] = True,
+                                      help="Also write the figures as SVG (figures/NAME.svg; "
+                                           "the page itself embeds PNGs).")] = False,
     n_factor: Annotated[float, typer.Option(
         "--n-factor", help="D_crit tables and figures reach this many times the largest "
                            "fitted N.")] = 10.0,

@@ -376,7 +376,7 @@ def render(ctx: S.Context, sink, source: str) -> str:
 
 
 def write_report(fit_path_or_tree, out_dir, runs=None, extra_fits=None, decision=None,
-                 holdout: bool | dict = False, svg: bool = True,
+                 holdout: bool | dict = False, svg: bool = False,
                  source: str | None = None, n_factor: float = S.q.N_FACTOR,
                  c_factor: float = S.q.C_FACTOR, calibration=None) -> Path:
     """Write the report of a fit: ``out_dir/index.html`` and ``out_dir/figures/*.png``.
