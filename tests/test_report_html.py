@@ -4,6 +4,7 @@ numbers behind it."""
 import base64
 import html
 import re
+import time
 from html.parser import HTMLParser
 
 import numpy as np
@@ -312,3 +313,33 @@ def test_a_figure_that_fails_in_a_worker_raises_here(tmp_path):
     with pytest.raises(RuntimeError, match="no figure"):
         sink.resolve(page)
     sink.close()
+
+
+def test_a_worker_past_its_time_limit_is_stopped_and_the_figure_drawn_here(tmp_path,
+                                                                            monkeypatch):
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesfp.report import html as H
+
+    parent = os.getpid()
+
+    def slow_in_a_worker():
+        if os.getpid() != parent:  # the forked worker hangs
+            time.sleep(60)
+        fig, ax = plt.subplots(figsize=(2, 2))
+        ax.plot([0, 1], [0, 1])
+        return fig
+
+    monkeypatch.setattr(H, "WORKER_TIMEOUT_S", 0.5)
+    sink = H.FigureSink(tmp_path, workers=1)
+    page = sink(slow_in_a_worker, "slow", "a caption")
+    t0 = time.monotonic()
+    page = sink.resolve(page)
+    assert time.monotonic() - t0 < 20
+    png = (tmp_path / "slow.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and "\0" not in page

@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,10 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
 
 
+# Seconds a figure may take in a worker before it is stopped and drawn in the report's process.
+WORKER_TIMEOUT_S = 120.0
+
+
 class FigureSink:
     """Render figures to PNG once: embed the bytes as base64 and write them (and SVG) to files.
 
@@ -150,6 +155,20 @@ class FigureSink:
             job["fig"] = None
         self._jobs = []
         return page
+
+    @staticmethod
+    def _wait(pid: int, job: dict) -> tuple[int, int]:
+        """``os.waitpid(pid, 0)``, but a worker past ``WORKER_TIMEOUT_S`` since its start is
+        killed (its status then fails, so the figure is drawn here)."""
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return done, status
+            if time.monotonic() - job["started"] > WORKER_TIMEOUT_S:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                return os.waitpid(pid, 0)
+            time.sleep(0.005)
 
     def close(self) -> None:
         """Stop the workers still drawing (after an error or an interrupt) and wait for them."""
@@ -217,13 +236,18 @@ class FigureSink:
                     code = 0
                 finally:
                     os._exit(code)
-            job["pid"] = pid
+            job["pid"], job["started"] = pid, time.monotonic()
             self._running[pid] = job
 
     def _reap(self, block: bool) -> None:
-        """Collect the workers that have finished (with ``block``: at least the oldest)."""
+        """Collect the workers that have finished (with ``block``: at least the oldest). A
+        worker still drawing after ``WORKER_TIMEOUT_S`` is stopped and its figure drawn here
+        (a process forked from one with threads can, rarely, hang on a lock it inherited)."""
         for pid in list(self._running):
-            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+            if block:
+                done, status = self._wait(pid, self._running[pid])
+            else:
+                done, status = os.waitpid(pid, os.WNOHANG)
             block = False
             if done == 0:
                 continue
