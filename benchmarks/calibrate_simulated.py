@@ -109,8 +109,12 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--confound", type=float, default=MISSPEC["confound"],
+                    help="size of the batch-size-like step in log-loss at 5M tokens (0: none, "
+                         "the control without the size confound)")
     ap.add_argument("--out", type=Path, required=True, help="CSV of the per-set rows")
     a = ap.parse_args(argv)
+    misspec = MISSPEC | {"confound": a.confound}
 
     table, _ = load_runs(None)
     design = keep_where(table, ["group=core"])
@@ -123,7 +127,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for s in range(a.first, a.first + a.sets):
         sampler = {"draws": a.draws, "tune": a.tune, "chains": a.chains, "seed": s}
-        sim = simulate_misspecified(design, TRUTH, seed=s, **MISSPEC)
+        sim = simulate_misspecified(design, TRUTH, seed=s, **misspec)
         t0 = time.perf_counter()
         if full_model is None:
             full_model = make_model(sim, "sun", model_kw, sampler)
