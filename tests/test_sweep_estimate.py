@@ -64,3 +64,21 @@ def test_unrun_kind_is_corrected_by_the_same_size(tmp_path):
     fresh.observe(b100, 3.0 * fresh.predicted(b100))
     fresh.observe(q100, 1.0 * fresh.predicted(q100))
     assert fresh.seconds(q200) == pytest.approx(2.0 * fresh.predicted(q200))
+
+
+def test_a_run_timed_at_another_packing_corrects_this_one(tmp_path):
+    runs = _runs(tmp_path)
+    b100 = runs[("100k", "bf16")]
+    at8, at2 = Estimator("gpu", 8), Estimator("gpu", 2)
+    # a run that took exactly its prediction at 8 per GPU: no correction at 2 per GPU
+    at2.observe(b100, at8.predicted(b100), per_device=8)
+    assert at2.seconds(b100) == pytest.approx(at2.predicted(b100))
+    # 8 per GPU gain no more than 4: a run's share of the GPU is 8 / 2.0 there, 2 / 1.35 here
+    assert at8.predicted(b100) - estimate.STARTUP_S["gpu"] == pytest.approx(
+        (at2.predicted(b100) - estimate.STARTUP_S["gpu"]) * (8 / 2.0) / (2 / 1.35))
+    # without the packing it ran at, the record is read as made at this sweep's: it then
+    # predicts the time at 8 per GPU for a run at 2
+    naive = Estimator("gpu", 2)
+    naive.observe(b100, at8.predicted(b100))
+    assert naive.seconds(b100) == pytest.approx(at8.predicted(b100))
+    assert at8.predicted(b100) > at2.predicted(b100)

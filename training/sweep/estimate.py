@@ -148,13 +148,14 @@ class Estimator:
                  if kind == "quant" and (size, "bf16") in self.table and tps > 0]
         return (statistics.median(pairs), len(pairs)) if pairs else (QUANT_SLOWDOWN, 0)
 
-    def predicted(self, run):
-        """Wall seconds of ``run`` in a slot, before corrections from finished runs."""
+    def predicted(self, run, per_device=None):
+        """Wall seconds of ``run`` in a slot, before corrections from finished runs, with
+        ``per_device`` runs sharing its device (default: this sweep's)."""
         tps, _ = self.tokens_per_s(run)
         p = nproc_of(run)
         if p > 1:  # whole devices, P processes
             return STARTUP_S[self.device] + run.D / tps / (p * self.ddp_efficiency)
-        k = self.per_device
+        k = int(per_device or self.per_device)
         share = 1.0 if self.device == "cpu" else k / pack_gain(k, self.device)
         return STARTUP_S[self.device] + run.D / tps * share
 
@@ -169,11 +170,13 @@ class Estimator:
         factor = statistics.median(ratios) if ratios else 1.0
         return self.predicted(run) * factor
 
-    def observe(self, run, seconds):
-        """Record that ``run`` took ``seconds`` in a slot."""
+    def observe(self, run, seconds, per_device=None):
+        """Record that ``run`` took ``seconds`` in a slot, ``per_device`` runs sharing its device
+        then (default: this sweep's), so that runs timed at another packing correct the
+        predictions at this one."""
         if seconds and seconds > 0:
             key = (run.resolved.model, run.kind)
-            self._ratios.setdefault(key, []).append(seconds / self.predicted(run))
+            self._ratios.setdefault(key, []).append(seconds / self.predicted(run, per_device))
 
     def plan(self, runs):
         """Note the data-parallel runs among ``runs`` (for ``assumptions``)."""

@@ -85,6 +85,8 @@ class Context:
     def record(self, run, record, seconds, remaining):
         """Append the outcome of ``run``; ``remaining``: the runs not finished yet, for the ETA."""
         self.done_s += self.estimator.seconds(run)
+        # the packing it ran at, so that a later sweep at another one reads its time right
+        record.setdefault("sweep_per_gpu", self.estimator.per_device)
         if self.ledger.append(record):
             status = record.get("status")
             self.counts[status] += 1
@@ -282,7 +284,7 @@ def _observe(estimator, plan, records):
     for run in plan.runs:
         rec = records.get(run.run_id)
         if rec and rec.get("status") in ("ok", "diverged") and rec.get("sweep_wall_s"):
-            estimator.observe(run, rec["sweep_wall_s"])
+            estimator.observe(run, rec["sweep_wall_s"], rec.get("sweep_per_gpu"))
 
 
 def _ray_gpus():
