@@ -263,18 +263,23 @@ def test_psis_loo_matches_arviz():
         assert ours[key] == theirs[key], key
 
 
-def test_coverage_and_intervals_match_the_bayes_package():
+def test_one_pass_intervals_and_coverage_match_per_level_quantiles():
     from bayesfp.bayes.compare import coverage
-    from bayesfp.bayes.derived import central_interval, predict_loss
+    from bayesfp.bayes.derived import SAMPLE_DIMS, central_intervals, predict_loss
 
     tree = q.thin(small_fit())
     runs = q.fit_table(tree, fitted_only=True)
     pred = predict_loss(tree, runs, noise=True, seed=0)
     obs = runs["loss"].to_numpy(dtype=float)
-    assert q.coverage(pred, obs, (0.5, 0.9, 0.99)) == coverage(pred, obs, (0.5, 0.9, 0.99))
-    (lo, hi), = q.central_bounds(pred, (0.9,)).values()
-    ref_lo, ref_hi = central_interval(pred, 0.9)
-    assert (lo == ref_lo.values).all() and (hi == ref_hi.values).all()
+    levels = (0.5, 0.9, 0.99)
+    got = central_intervals(pred, levels)
+    want = {}
+    for p in levels:
+        lo = pred.quantile((1 - p) / 2, dim=SAMPLE_DIMS).values
+        hi = pred.quantile(1 - (1 - p) / 2, dim=SAMPLE_DIMS).values
+        assert (got[p][0].values == lo).all() and (got[p][1].values == hi).all()
+        want[p] = float(((obs >= lo) & (obs <= hi)).mean())
+    assert coverage(pred, obs, levels) == want
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesfp.bayes.derived import central_interval, predict_loss
+from bayesfp.bayes.derived import central_intervals, predict_loss
 from bayesfp.bayes.io import fit_table
 from bayesfp.errors import BayesfpInputError
 from bayesfp.runs.select import fit_selection
@@ -67,14 +67,12 @@ def compare(fits: Mapping[str, xr.DataTree]) -> pd.DataFrame:
 
 def coverage(pred: xr.DataArray, observed: np.ndarray,
              levels=(0.5, 0.9)) -> dict[float, float]:
-    """Fraction of observed losses inside the central predictive interval at each level."""
+    """Fraction of observed losses inside the central predictive interval at each level (all
+    levels from one quantile pass over the draws)."""
     obs = xr.DataArray(np.asarray(observed, dtype=float), dims="run",
                        coords={"run": pred["run"].values})
-    out = {}
-    for lv in levels:
-        lo, hi = central_interval(pred, lv)
-        out[float(lv)] = float(((obs >= lo) & (obs <= hi)).mean())
-    return out
+    return {lv: float(((obs >= lo) & (obs <= hi)).mean())
+            for lv, (lo, hi) in central_intervals(pred, levels).items()}
 
 
 def ppc_coverage(tree: xr.DataTree, levels=(0.5, 0.9), seed: int = 0) -> dict[float, float]:

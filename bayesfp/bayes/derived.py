@@ -334,6 +334,16 @@ def hdi(da: xr.DataArray, prob: float = 0.9) -> xr.DataArray:
 
 def central_interval(da: xr.DataArray, prob: float = 0.9) -> tuple[xr.DataArray, xr.DataArray]:
     """Equal-tailed interval over ``chain, draw``: (lower, upper)."""
-    q = (1.0 - prob) / 2.0
-    return (da.quantile(q, dim=SAMPLE_DIMS).drop_vars("quantile"),
-            da.quantile(1.0 - q, dim=SAMPLE_DIMS).drop_vars("quantile"))
+    return central_intervals(da, (prob,))[float(prob)]
+
+
+def central_intervals(da: xr.DataArray, probs=(0.9,)) -> dict:
+    """Equal-tailed intervals over ``chain, draw`` at every level of ``probs``, from one
+    quantile pass over the draws: ``{prob: (lower, upper)}``."""
+    qs = []
+    for p in probs:
+        q = (1.0 - p) / 2.0
+        qs += [q, 1.0 - q]
+    v = da.quantile(qs, dim=SAMPLE_DIMS)
+    return {float(p): (v.isel(quantile=2 * i, drop=True), v.isel(quantile=2 * i + 1, drop=True))
+            for i, p in enumerate(probs)}

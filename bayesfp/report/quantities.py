@@ -253,13 +253,13 @@ def predictive_table(tree: xr.DataTree, runs: pd.DataFrame | None = None, prob: 
         pred = dv.predict_loss(tree, runs, noise=True, seed=seed)
     if mean is None:
         mean = dv.predict_loss(tree, runs, noise=False, seed=seed)
-    (lo, hi), = central_bounds(pred, (prob,)).values()
+    lo, hi = dv.central_interval(pred, prob)
     out = runs.copy()
     out["format"] = [("BF16" if str(o) == "none" else dv.format_label(e, m))
                      for e, m, o in zip(runs["E"], runs["M"], runs["operands"], strict=True)]
     out["observed"] = runs["loss"].to_numpy(dtype=float)
     out["pred_median"] = np.median(_run_draws(pred), axis=1)
-    out["pred_lo"], out["pred_hi"] = lo, hi
+    out["pred_lo"], out["pred_hi"] = lo.values, hi.values
     out["law_median"] = np.median(_run_draws(mean), axis=1)
     out["residual"] = np.log(out["observed"]) - np.log(out["law_median"])
     sigma = float(np.median(tree["posterior"]["sigma"].values))
@@ -273,26 +273,6 @@ def _run_draws(da: xr.DataArray) -> np.ndarray:
     return np.asarray(da.transpose("run", *SAMPLE_DIMS).values, dtype=float).reshape(
         da.sizes["run"], -1)
 
-
-def central_bounds(pred: xr.DataArray, probs: Sequence[float] = (PROB,)) -> dict:
-    """Equal-tailed intervals of each run's draws (dims ``chain, draw, run``) at every level of
-    ``probs``, found in one pass: ``{prob: (lower, upper)}``, arrays over the runs. The same
-    numbers as :func:`bayesfp.bayes.derived.central_interval` (linear interpolation between
-    order statistics)."""
-    qs = []
-    for p in probs:
-        q = (1.0 - p) / 2.0
-        qs += [q, 1.0 - q]
-    v = np.quantile(_run_draws(pred), qs, axis=1)
-    return {float(p): (v[2 * i], v[2 * i + 1]) for i, p in enumerate(probs)}
-
-
-def coverage(pred: xr.DataArray, observed, levels: Sequence[float] = (0.5, 0.9)) -> dict:
-    """Fraction of the observed losses inside their central predictive interval at each level
-    (as :func:`bayesfp.bayes.compare.coverage`, all levels from one pass over the draws)."""
-    obs = np.asarray(observed, dtype=float)
-    return {p: float(((obs >= lo) & (obs <= hi)).mean())
-            for p, (lo, hi) in central_bounds(pred, levels).items()}
 
 def loo_pit_tree(tree: xr.DataTree, seed: int = 0,
                  pred: xr.DataArray | None = None) -> xr.DataTree:

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp.bayes import derived as dv
-from bayesfp.bayes.compare import PARETO_K_MAX, compare
+from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.info import group_column
 from bayesfp.bayes.io import fit_info, fit_table
@@ -438,7 +438,7 @@ def coefficients(ctx: Context, sink) -> str:
 
 def fit_quality(ctx: Context, sink) -> str:
     pred = q.predictive_table(ctx.thinned, pred=ctx.predictive(), mean=ctx.predictive(False))
-    cov = q.coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float), (0.5, 0.9, 0.99))
+    cov = coverage(ctx.predictive(), pred["observed"].to_numpy(dtype=float), (0.5, 0.9, 0.99))
     outside = 1.0 - cov.pop(0.99)
     ctx.facts["coverage"] = dict(cov)
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
@@ -651,7 +651,7 @@ def _new_runs(ctx: Context, sink) -> str:
         return out + para(f"{len(runs)} runs of the given table are not in the fit; none has a "
                           "usable loss the law can place.")
     pred = q.predictive_table(ctx.thinned, ok)
-    cov = q.coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
+    cov = coverage(dv.predict_loss(ctx.thinned, ok.reset_index(drop=True)),
                      ok["loss"].to_numpy(dtype=float))
     covt = pd.DataFrame({"nominal": list(cov), "observed": list(cov.values())}).set_index(
         "nominal")
