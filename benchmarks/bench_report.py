@@ -165,10 +165,7 @@ def _parts(args) -> None:
                 add(key, time.process_time() - t)
         setattr(mod, name, wrapper)
 
-    if hasattr(q, "psis_loo"):
-        timed(q, "psis_loo", "PSIS-LOO")
-    else:  # the report code of an earlier revision
-        timed(S, "loo", "PSIS-LOO")
+    timed(S, "loo", "PSIS-LOO")
     timed(q, "compute_optimal_table", "compute-optimal search")
     for name in ("rank_plot", "energy_plot", "prior_posterior", "published_forest", "ppc_plot",
                  "residual_plot", "loss_vs_data", "d_crit_vs_n", "split_heatmap",

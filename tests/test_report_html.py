@@ -252,10 +252,19 @@ def test_loo_pit_values_match_arviz():
 
 
 def test_psis_loo_matches_arviz():
-    from bayesfp.bayes.compare import loo
+    import arviz as az
+
+    from bayesfp.bayes.compare import PARETO_K_MAX, loo
 
     tree = small_fit()
-    ours, theirs = q.psis_loo(tree), loo(tree)
+    ours = loo(tree)
+    res = az.loo(tree)
+    k = np.asarray(res.pareto_k)
+    runs = tree["log_likelihood"]["run"].values
+    bad = [str(r) for r, kk in zip(runs, k, strict=True) if kk > PARETO_K_MAX]
+    theirs = {"elpd": float(res.elpd), "se": float(res.se), "p_loo": float(res.p),
+              "pareto_k_max": float(np.max(k)), "n_bad_k": len(bad), "bad_runs": bad,
+              "warning": bool(res.warning)}
     assert ours.keys() == theirs.keys()
     for key in ("elpd", "se", "p_loo", "pareto_k_max"):
         assert ours[key] == pytest.approx(theirs[key], rel=1e-9, abs=1e-9), key

@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesfp.bayes import derived as dv
-from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage
+from bayesfp.bayes.compare import PARETO_K_MAX, compare, coverage, loo
 from bayesfp.bayes.diagnostics import identification
 from bayesfp.bayes.info import group_column
 from bayesfp.bayes.io import fit_info, fit_table
@@ -461,7 +461,7 @@ def fit_quality(ctx: Context, sink) -> str:
            + sink(lambda: F.residual_plot(pred), "residuals",
                   "Residuals of log-loss from the law's median, over the noise sd, against N, "
                   "D, E, M and B."))
-    lo = q.psis_loo(ctx.tree)
+    lo = loo(ctx.tree)
     lt = pd.DataFrame({"value": [num(lo["elpd"], 6), num(lo["se"]), num(lo["p_loo"]),
                                  num(lo["pareto_k_max"]), str(lo["n_bad_k"])]},
                       index=pd.Index(["elpd_loo (log-loss)", "se", "p_loo", "max Pareto k",
