@@ -36,15 +36,16 @@ def sweep_calls(log_text: str) -> list[dict]:
 
 
 def call_throughput(call: dict, written) -> dict:
-    """Tokens per GPU-second and MFU of one call from the records it wrote (a DataFrame with
-    ``D`` and ``params_total``); ``nan`` where the records lack them."""
+    """Tokens, model FLOPs, tokens per GPU-second and MFU of one call from the records it wrote
+    (a DataFrame with ``D`` and ``params_total``); ``nan`` where the records lack them."""
     gpu_s = call["wall_s"] * call["gpus"]
     tokens = float(written["D"].sum()) if "D" in written else float("nan")
     if "params_total" in written:
         flops = float((6.0 * written["params_total"] * written["D"]).sum())
     else:
         flops = float("nan")
-    return dict(tokens_per_gpu_s=tokens / gpu_s, mfu=flops / (gpu_s * PEAK_FLOPS))
+    return dict(tokens=tokens, flops=flops, tokens_per_gpu_s=tokens / gpu_s,
+                mfu=flops / (gpu_s * PEAK_FLOPS))
 
 
 def size_throughput(df, per_gpu) -> list[dict]:
@@ -105,8 +106,8 @@ def main():
             gpu = ", ".join(n.replace("NVIDIA ", "") for n in names if n)
             tp = call_throughput(c, df.iloc[rows])
             per_gpu.iloc[rows] = c["per_gpu"]
-            tokens += tp["tokens_per_gpu_s"] * c["wall_s"] * c["gpus"]
-            flops += tp["mfu"] * c["wall_s"] * c["gpus"] * PEAK_FLOPS
+            tokens += tp["tokens"]
+            flops += tp["flops"]
             print(f"| {i} | {gpu} | {c['per_gpu']} | {c['gpus']} | {c['written']} "
                   f"| {c['wall_s']:.0f} | {rate:.0f} | {tp['tokens_per_gpu_s'] / 1e6:.2f}M "
                   f"| {tp['mfu']:.1%} |")
