@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from bayesfp.bayes.marginal import Groups, draw_effects, log_density_pt
+from bayesfp.bayes.marginal import Groups, draw_design_effects, draw_effects, log_density_pt
 from bayesfp.bayes.structured import flex_basis, structured_model
 from bayesfp.laws import CHINCHILLA_HOFFMANN
 from bayesfp.simulate import run_grid
@@ -75,6 +75,68 @@ def test_effect_draws_follow_the_gaussian_conditional():
                               np.repeat(sig2[None], S, 0), np.repeat(ts2[None], S, 0),
                               np.repeat(tc2[None], S, 0), np.random.default_rng(2))
     draws = np.concatenate([cell, seed], 1)
+    se = np.sqrt(var / S)
+    assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
+    np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
+
+
+DESIGN = np.array([[1.0, 0.0, -0.5], [0.3, 1.0, 0.0], [-0.7, 0.2, 1.0], [0.0, -1.0, 0.4]])
+
+
+@pytest.mark.parametrize("with_seed,with_cell", [(True, True), (False, True), (True, False),
+                                                 (False, False)])
+def test_marginal_density_with_a_shared_cell_term_matches_the_multivariate_normal(
+        with_seed, with_cell):
+    # cell shifts B diag(s) z with z ~ N(0, I): covariance of the runs gains A B diag(s^2) B' A'
+    import pytensor
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(3)
+    g = Groups(SEED_IDX, CELL_OF_GROUP)
+    A = np.zeros((len(SEED_IDX), DESIGN.shape[0]))
+    A[np.arange(len(SEED_IDX)), CELL_OF_GROUP[SEED_IDX]] = 1.0
+    for _ in range(3):
+        sig2, ts2, tc2 = _design(rng)
+        ts2 = ts2 if with_seed else np.zeros_like(ts2)
+        tc2 = tc2 if with_cell else None
+        s = rng.uniform(0.005, 0.05, DESIGN.shape[1])
+        cov = _cov(sig2, ts2, tc2) + A @ DESIGN @ np.diag(s * s) @ DESIGN.T @ A.T
+        r = rng.multivariate_normal(np.zeros(len(SEED_IDX)), cov)
+        ref = multivariate_normal(np.zeros(len(SEED_IDX)), cov).logpdf(r)
+        rv, sv = pt.dvector(), pt.dvector()
+        f = pytensor.function([rv, sv], log_density_pt(
+            rv, g, pt.as_tensor(sig2), pt.as_tensor(ts2) if with_seed else None,
+            None if tc2 is None else pt.as_tensor(tc2), design=DESIGN, design_sd=sv))
+        np.testing.assert_allclose(f(r, s), ref, rtol=1e-10)
+
+
+def test_shared_term_draws_follow_the_gaussian_conditional():
+    rng = np.random.default_rng(4)
+    sig2, ts2, tc2 = _design(rng)
+    s = np.array([0.03, 0.01, 0.02])
+    K, J, n, q = CELL_OF_GROUP.max() + 1, len(SIZES), len(SEED_IDX), DESIGN.shape[1]
+    # joint covariance of (z, cell effects, seed effects) and the residuals
+    A = np.zeros((n, q + K + J))
+    cell = CELL_OF_GROUP[SEED_IDX]
+    A[:, :q] = DESIGN[cell] * s
+    A[np.arange(n), q + cell] = 1.0
+    A[np.arange(n), q + K + SEED_IDX] = 1.0
+    prior = np.diag(np.concatenate([np.ones(q), tc2, ts2]))
+    cov_r = A @ prior @ A.T + np.diag(sig2[SEED_IDX])
+    gain = prior @ A.T @ np.linalg.inv(cov_r)
+    r = rng.multivariate_normal(np.zeros(n), cov_r)
+    mean = gain @ r
+    var = np.diag(prior - gain @ A @ prior)
+    S = 40000
+    g = Groups(SEED_IDX, CELL_OF_GROUP)
+    rep = lambda a: np.repeat(a[None], S, 0)  # noqa: E731
+    z = draw_design_effects(rep(r), g, rep(sig2), rep(ts2), rep(tc2), DESIGN, rep(s),
+                            np.random.default_rng(5))
+    # then the cells and seeds given z, on the residuals with z's term taken out
+    shift = (z * s) @ DESIGN.T
+    c, sd = draw_effects(rep(r) - shift[:, cell], g, rep(sig2), rep(ts2), rep(tc2),
+                         np.random.default_rng(6))
+    draws = np.concatenate([z, c, sd], 1)
     se = np.sqrt(var / S)
     assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
     np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
@@ -169,3 +231,47 @@ def test_flex_fit_derived_quantities_use_the_format_offsets():
     # a new run's sd around the law (the value-of-information weights) includes a new cell's
     want_sd = np.hypot(post["sigma"].values, post["tau_cell"].values).ravel()
     np.testing.assert_allclose(draws_from_fit(fit).sigma, want_sd, rtol=1e-12)
+
+
+def test_bm_design_is_the_linear_map_of_the_walk():
+    from bayesfp.bayes.terms import bm_design, bm_walk
+
+    rng = np.random.default_rng(7)
+    levels = np.log([2e5, 4.3e5, 8.5e5, 1.7e6, 3.4e6])
+    z, tau = rng.standard_normal((50, 4)), rng.uniform(0.01, 0.05, 50)
+    np.testing.assert_allclose((tau[:, None] * z) @ bm_design(levels).T,
+                               bm_walk(levels, z, tau), atol=1e-15)
+
+
+@pytest.mark.slow
+def test_integrated_and_sampled_discrepancy_give_the_same_posterior():
+    # Chinchilla runs whose N trend bends away from the law (a smooth misfit over log N of
+    # 0.03 in log-loss) besides cell and seed effects: the discrepancy integrated out with the
+    # cells and seeds and drawn back agrees with the one sampled as latent increments
+    grid = run_grid((2e5, 4e5, 8e5, 1.6e6, 3.2e6), (5e6, 1e7, 2e7),
+                    ((2, 1), (3, 2), (4, 3)), (128,), baselines=True, seeds=(0, 1))
+    runs = simulate_misspecified(grid, dict(CHINCHILLA_HOFFMANN, eps=1.8), law="chinchilla",
+                                 cell_sd=0.01, confound=0.0, seed_sd=0.01, sigma=0.004,
+                                 sd_slope=0.0, seed=12)
+    x = np.log(runs["N"].to_numpy())
+    runs["loss"] = runs["loss"] * np.exp(0.03 * np.sin(2.0 * (x - x.min())))
+    sampler = dict(draws=1000, tune=1000, chains=2, seed=3)
+    fits = {}
+    for m in (True, False):
+        model = structured_model("chinchilla", runs, cell=True, seed_effect=True,
+                                 discrepancy=True, marginal=m, sampler=sampler)
+        assert model.marginal is m
+        fits[m] = model.fit()["posterior"]
+    for name in ("alpha", "beta", "eps", "tau_cell", "tau_dN", "tau_dD", "sigma"):
+        a, b = (fits[m][name].values.ravel() for m in (True, False))
+        se = np.hypot(a.std(), b.std()) / np.sqrt(len(a) / 4)
+        assert abs(a.mean() - b.mean()) < 4 * se, (name, a.mean(), b.mean())
+        assert 0.75 < a.std() / b.std() < 1.33, (name, a.std(), b.std())
+    # the walk over the N levels drawn back has the sampled one's posterior mean
+    from bayesfp.bayes.terms import bm_walk, draws_of
+
+    levels = sorted(set(np.round(np.log(runs["N"].to_numpy()), 9)))
+    walk = {m: bm_walk(levels, draws_of(fits[m], "z_dN"), draws_of(fits[m], "tau_dN"))
+            for m in (True, False)}
+    diff = walk[True].mean(0) - walk[False].mean(0)
+    assert np.all(np.abs(diff) < 0.004), diff

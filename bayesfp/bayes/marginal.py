@@ -26,6 +26,20 @@ draw of them afterwards (:func:`draw_effects`):
 :math:`c_k \\mid r \\sim N(\\tau_c^2 U_k / (1 + \\tau_c^2 W_k), \\tau_c^2 / (1 + \\tau_c^2 W_k))`,
 then :math:`s_j \\mid c_k, r \\sim N(n_j \\tau_s^2 (\\bar r_j - c_k) / v_j,
 \\tau_s^2 \\sigma_j^2 / v_j)`.
+
+A cell-level Gaussian term shared across cells, such as the Brownian discrepancy over the
+levels of log N and log D, adds :math:`B\\,\\mathrm{diag}(s)\\,z` to the cell shifts
+(:math:`B`: a fixed design of shape (cell, q), :math:`s`: the scale of each column,
+:math:`z \\sim N(0, I_q)`). With :math:`\\delta_k = 1 + \\tau_{c,k}^2 W_k`,
+:math:`\\tilde u_k = U_k / \\sqrt{W_k}`, :math:`V = \\mathrm{diag}(\\sqrt W)\\, B\\,
+\\mathrm{diag}(s)` and :math:`C = I_q + V^\\top \\mathrm{diag}(\\delta)^{-1} V`, the cell part
+of the density becomes
+
+.. math:: \\sum_k [\\log \\delta_k + \\tilde u_k^2 (1/\\delta_k - 1)] + \\log\\det C
+          - b^\\top C^{-1} b, \\qquad b = V^\\top (\\tilde u / \\delta)
+
+(Woodbury over the q columns; with q = 0 it is the expression above). The column effects are
+drawn back first (:func:`draw_design_effects`), then the cells and seeds given them.
 """
 
 import numpy as np
@@ -54,7 +68,7 @@ class Groups:
             raise ValueError("every seed group needs at least one run")
 
 
-def log_density_pt(r, groups: Groups, sigma2, tau_s2, tau_c2):
+def log_density_pt(r, groups: Groups, sigma2, tau_s2, tau_c2, design=None, design_sd=None):
     """The marginal log density of residuals (PyTensor graph, a scalar).
 
     Parameters
@@ -66,6 +80,10 @@ def log_density_pt(r, groups: Groups, sigma2, tau_s2, tau_c2):
         Noise variance and seed-effect variance of each seed group (None: no seed effect).
     tau_c2 : pytensor vector, shape (K,), or scalar, or None
         Cell-effect variance of each cell (None: no cell effect).
+    design : numpy.ndarray, shape (K, q), optional
+        Cell design of a shared Gaussian term (module docstring); None or q = 0: none.
+    design_sd : pytensor vector, shape (q,)
+        Scale of each design column.
     """
     import pytensor.tensor as pt
 
@@ -76,13 +94,64 @@ def log_density_pt(r, groups: Groups, sigma2, tau_s2, tau_c2):
     within = sum_r2 - n * mean * mean
     v = sigma2 if tau_s2 is None else sigma2 + n * tau_s2
     out = pt.sum((n - 1.0) * pt.log(sigma2) + pt.log(v) + within / sigma2 + n * mean * mean / v)
-    if tau_c2 is not None:
+    shared = design is not None and np.shape(design)[1] > 0
+    if tau_c2 is not None or shared:
         w = n / v
         W = pt.zeros(groups.K)[groups.cell_of_group].inc(w)
         U = pt.zeros(groups.K)[groups.cell_of_group].inc(w * mean)
-        a = tau_c2 * W
-        out = out + pt.sum(pt.log1p(a) - tau_c2 * U * U / (1.0 + a))
+        tc2 = 0.0 if tau_c2 is None else tau_c2
+        a = tc2 * W
+        out = out + pt.sum(pt.log1p(a) - tc2 * U * U / (1.0 + a))
+        if shared:
+            delta = 1.0 + a
+            sw = pt.sqrt(W)
+            V = sw[:, None] * np.asarray(design, dtype=float) * design_sd[None, :]
+            C = pt.eye(np.shape(design)[1]) + pt.dot(V.T, V / delta[:, None])
+            L = pt.linalg.cholesky(C)
+            b = pt.dot(V.T, U / sw / delta)
+            y = pt.linalg.solve_triangular(L, b, lower=True)
+            out = out + 2.0 * pt.sum(pt.log(pt.diagonal(L))) - pt.sum(y * y)
     return -0.5 * (out + len(groups.seed_idx) * LOG_2PI)
+
+
+def draw_design_effects(r, groups: Groups, sigma2, tau_s2, tau_c2, design, design_sd, rng):
+    """Exact draws of the standard normal column effects z of a shared cell-level term
+    (``design`` of :func:`log_density_pt`) given residuals, with cells and seeds integrated out.
+
+    Parameters
+    ----------
+    r : numpy.ndarray, shape (S, run)
+        Residual log-losses per draw, the term left out.
+    groups : Groups
+    sigma2, tau_s2, tau_c2 : numpy.ndarray or None
+        As in :func:`draw_effects`.
+    design : numpy.ndarray, shape (K, q)
+    design_sd : numpy.ndarray, shape (S, q)
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, q)
+        z; the term's cell shifts are ``(design_sd * z) @ design.T``.
+    """
+    S, q = r.shape[0], np.shape(design)[1]
+    n = groups.n
+    sum_r = np.zeros((S, groups.J))
+    np.add.at(sum_r.T, groups.seed_idx, r.T)
+    mean = sum_r / n
+    v = sigma2 if tau_s2 is None else sigma2 + n * tau_s2
+    w = n / v
+    W, U = _cell_sums(w, w * mean, groups)
+    delta = 1.0 + (0.0 if tau_c2 is None else tau_c2 * W)
+    # each cell's weighted mean U/W is z's term observed with variance 1/W + tau_c^2
+    G = np.asarray(design, dtype=float)[None, :, :] * design_sd[:, None, :]  # (S, K, q)
+    prec = np.eye(q)[None] + np.einsum("skq,sk,skp->sqp", G, W / delta, G)
+    rhs = np.einsum("skq,sk->sq", G, U / delta)
+    L = np.linalg.cholesky(prec)
+    m = np.linalg.solve(prec, rhs[..., None])[..., 0]
+    # m + L^-T e has covariance (L L^T)^-1 = prec^-1
+    e = rng.standard_normal((S, q))
+    return m + np.linalg.solve(np.swapaxes(L, 1, 2), e[..., None])[..., 0]
 
 
 def _cell_sums(w, wm, groups: Groups):

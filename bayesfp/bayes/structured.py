@@ -35,7 +35,10 @@ with each term an option:
     :math:`\\tau_{dN}^2 |\\Delta \\log N|`), centred over the fitted levels. Inside the
     fitted range they absorb smooth misfit of the law the cell effects cannot; beyond it a
     prediction continues from the edge level with variance growing linearly in the log distance,
-    at the rate learned from the in-range misfit.
+    at the rate learned from the in-range misfit. The motions are constant within a cell, so
+    in the models with the cell or seed effects integrated out they are integrated out with
+    them (:func:`bayesfp.bayes.marginal.log_density_pt`'s ``design``) and drawn back after
+    sampling (``z_dN``, ``z_dD``); only their rates are sampled.
 ``pool``
     ``{coefficient: column}``: partial pooling of any law coefficient by any run-table column
     (``eps``, ``n``, ``d``, ``alpha``, ``beta``, ``gamma``, ...): each group's coefficient is the
@@ -60,7 +63,13 @@ from bayesfp.bayes import models as bm
 from bayesfp.bayes import priors as pr
 from bayesfp.bayes import terms
 from bayesfp.bayes.likelihood import observe
-from bayesfp.bayes.marginal import LOG_2PI, Groups, draw_effects, log_density_pt
+from bayesfp.bayes.marginal import (
+    LOG_2PI,
+    Groups,
+    draw_design_effects,
+    draw_effects,
+    log_density_pt,
+)
 from bayesfp.errors import BayesfpInputError
 
 STRUCTURE = ("cell", "cell_d", "seed_effect", "sigma_d", "discrepancy")
@@ -279,6 +288,8 @@ class StructuredMixin:
         self.levels_D = sorted({float(v) for v in np.round(logD, 9)})
         self.iN = terms.index_of(np.round(logN, 9), self.levels_N)
         self.iD = terms.index_of(np.round(logD, 9), self.levels_D)
+        first = np.unique(self.cell_idx, return_index=True)[1]
+        self.cell_iN, self.cell_iD = self.iN[first], self.iD[first]
         self.levels_E, self.levels_M = [], []
         if "E" in self.x and "log_gamma" in self.deterministics():
             q = self._quantized()
@@ -368,6 +379,18 @@ class StructuredMixin:
         walk = pt.concatenate([pt.zeros(1), pt.cumsum(tau * z * gaps)])
         return walk - walk.mean()
 
+    def discrepancy_design(self) -> list:
+        """``[(axis, design)]`` of the discrepancy's Brownian motions on the fitted cells: the
+        cell shifts are ``design @ (tau_d<axis> * z_d<axis>)``, design of shape
+        (cell, levels - 1) (:func:`bayesfp.bayes.terms.bm_design`); axes with one level are
+        left out."""
+        out = []
+        for ax, levels, idx in (("N", self.levels_N, self.cell_iN),
+                                ("D", self.levels_D, self.cell_iD)):
+            if len(levels) >= 2:
+                out.append((ax, terms.bm_design(levels)[idx]))
+        return out
+
     def build_model(self):
         if self._model is None:
             self._model = self._build(self.marginal)
@@ -434,14 +457,21 @@ class StructuredMixin:
             p = terms.apply_pool(p, offs)
             p = terms.format_terms(p, self.x, self._format_graph())
             mu = pt.log(self.law.loss(p, x, xp=pt))
+            # the discrepancy: sampled, or integrated out with the cells and seeds
+            shared, shared_sd = [], []
             if self.discrepancy:
                 for ax, levels, idx in (("N", self.levels_N, self.iN),
                                         ("D", self.levels_D, self.iD)):
                     if len(levels) < 2:
                         continue
                     tau = self.priors[f"tau_d{ax}"].to_pymc(f"tau_d{ax}")
+                    if marginal:
+                        shared_sd.append(tau * pt.ones(len(levels) - 1))
+                        continue
                     z = pm.Normal(f"z_d{ax}", 0.0, 1.0, dims=f"step_{ax}")
                     mu = mu + self._bm_levels(levels, z, tau)[idx]
+                if shared_sd:
+                    shared = [d for _, d in self.discrepancy_design()]
             # Cell-effect sd: per cell (cell_d) or one.
             tau_cell = None
             if self.cell_d:
@@ -469,7 +499,9 @@ class StructuredMixin:
                 pm.Potential("log_loss", log_density_pt(
                     obs - mu, self.effect_groups, sd_group ** 2,
                     None if tau_seed is None else tau_seed ** 2 * np.ones(len(self.seed_cells)),
-                    None if tau_cell is None else tau_cell ** 2))
+                    None if tau_cell is None else tau_cell ** 2,
+                    design=np.hstack(shared) if shared else None,
+                    design_sd=pt.concatenate(shared_sd) if shared_sd else None))
             else:
                 if self.cell and self.centred and not self.cell_d:
                     c = pm.Normal("cell_effect", 0.0, tau_cell, dims="cell")
@@ -498,17 +530,35 @@ class StructuredMixin:
         plain = dict(info, structure=dict(info["structure"], cell=False, cell_d=False,
                                           seed_effect=False))
         runs = self.ok.reset_index(drop=True)
-        mu = terms.predict_log_loss(post, plain, runs, noise=False)
         group_logD = terms.cell_log_d(self.seed_cells)
         sd_group = terms.noise_sd(post, info, np.exp(group_logD))
         tau_s = terms.seed_sd(post, info, group_logD)
         tau_c = terms.cell_sd(post, info, self.cell_logD)
         rng = np.random.default_rng([int(seed), 0x5EED])
-        r = np.asarray(y, dtype=float)[None, :] - mu
-        cell, seed_eff = draw_effects(r, self.effect_groups, sd_group ** 2,
-                                      None if tau_s is None else tau_s ** 2,
-                                      None if tau_c is None else tau_c ** 2, rng)
         shape = (post.sizes["chain"], post.sizes["draw"])
+        y = np.asarray(y, dtype=float)
+        var = (sd_group ** 2, None if tau_s is None else tau_s ** 2,
+               None if tau_c is None else tau_c ** 2)
+        design = self.discrepancy_design() if self.discrepancy else []
+        if design:
+            # the discrepancy's increments first (cells and seeds integrated out), then the
+            # cells and seeds given them
+            bare = dict(plain, structure=dict(plain["structure"], discrepancy=False))
+            r0 = y[None, :] - terms.predict_log_loss(post, bare, runs, noise=False)
+            sd = np.concatenate([np.repeat(terms.draws_of(post, f"tau_d{ax}")[:, None],
+                                           d.shape[1], 1) for ax, d in design], 1)
+            z = draw_design_effects(r0, self.effect_groups, *var,
+                                    np.hstack([d for _, d in design]), sd, rng)
+            start = 0
+            for ax, d in design:
+                q = d.shape[1]
+                post[f"z_d{ax}"] = (("chain", "draw", f"step_{ax}"),
+                                    z[:, start:start + q].reshape(shape + (q,)))
+                post = post.assign_coords({f"step_{ax}": list(range(q))})
+                start += q
+        mu = terms.predict_log_loss(post, plain, runs, noise=False)
+        r = y[None, :] - mu
+        cell, seed_eff = draw_effects(r, self.effect_groups, *var, rng)
         if cell is not None:
             mu = mu + cell[:, self.cell_idx]
             post["z_cell"] = (("chain", "draw", "cell"),

@@ -68,6 +68,15 @@ def bm_walk(levels, z: np.ndarray, tau: np.ndarray) -> np.ndarray:
     return walk - walk.mean(-1, keepdims=True)
 
 
+def bm_design(levels) -> np.ndarray:
+    """The linear map from ``tau * z`` (levels - 1) to the centred Brownian motion at the
+    levels (:func:`bm_walk`), shape (levels, levels - 1)."""
+    gaps = np.sqrt(np.diff(np.asarray(levels, dtype=float)))
+    L = len(gaps) + 1
+    cum = np.tril(np.ones((L, L - 1)), -1) * gaps[None, :]
+    return cum - cum.mean(0, keepdims=True)
+
+
 def bm_at(logx: np.ndarray, levels, walk: np.ndarray, tau: np.ndarray, rng) -> np.ndarray:
     """Brownian motion values at log inputs given its values ``walk`` (S, levels) at the fitted
     levels: exact at a level, a Brownian bridge between levels, the edge value plus
