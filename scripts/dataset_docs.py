@@ -99,9 +99,12 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|")
         per_gpu = pd.Series(np.nan, index=df.index)
         tokens = flops = 0.0
+        start = 0
         for i, c in enumerate(calls, 1):
             rate = c["written"] / (c["wall_s"] * c["gpus"] / 3600)
-            rows = slice(c["finished_before"], c["finished_before"] + c["written"])
+            # a call may run a sub-grid, so its records follow all those written before it
+            rows = slice(start, start + c["written"])
+            start += c["written"]
             names = sorted(set(gpu_names[rows]))
             gpu = ", ".join(n.replace("NVIDIA ", "") for n in names if n)
             tp = call_throughput(c, df.iloc[rows])
