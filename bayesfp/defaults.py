@@ -16,8 +16,9 @@ TARGET_ACCEPT = 0.95
 TARGET_ACCEPT_POOLED = 0.99
 
 # Likelihood of Bayesian fits (docs/bayes.md, "The default likelihood"): cell and paired-seed
-# effects, noise sd in D, a free power of log2 B and the flexible format effect.
-STRUCTURE = "cell,seed,sigma-d,log2b-power"
+# effects, noise sd in D, a free power of log2 B, the Brownian discrepancy over log N and log D,
+# and the flexible format effect.
+STRUCTURE = "cell,seed,sigma-d,log2b-power,discrepancy"
 FORMAT_EFFECT = "flex"
 
 # Fits and reports.

@@ -38,6 +38,7 @@ from bayesfp.bayes.calibrate import (  # noqa: E402
     make_model,
     markdown_table,  # noqa: E402
 )
+from bayesfp.bayes.structured import structure_options  # noqa: E402
 from bayesfp.laws import derived as law_derived  # noqa: E402
 from bayesfp.pipeline import keep_where, load_runs  # noqa: E402
 from bayesfp.simulate_misspec import simulate_misspecified  # noqa: E402
@@ -48,11 +49,10 @@ TRUTH = dict(n=70.0, alpha=0.39, d=1.2e5, beta=0.73, eps=2.97, gamma=9200.0, del
 MISSPEC = dict(cell_sd=0.02, confound=0.03, confound_N=1.7e6, seed_sd=0.01, sigma=0.006,
                sd_slope=-0.9)
 MODELS = {
-    "default": {"pool": {"gamma": "operands"}, "cell": True, "seed_effect": True,
-                "sigma_d": True, "log2b_power": True, "format_effect": "flex"},
-    "discrepancy": {"pool": {"gamma": "operands"}, "cell": True, "seed_effect": True,
-                    "sigma_d": True, "log2b_power": True, "format_effect": "flex",
-                    "discrepancy": True},
+    # the library's default likelihood (bayesfp.defaults.STRUCTURE), gamma pooled over operands
+    "default": {"pool": {"gamma": "operands"}, **structure_options(None)},
+    "no-discrepancy": {"pool": {"gamma": "operands"}, "cell": True, "seed_effect": True,
+                       "sigma_d": True, "log2b_power": True, "format_effect": "flex"},
     "sun-form": {"pool": {"gamma": "operands"}, "cell": True, "seed_effect": True,
                  "sigma_d": True},
     "plain": {"pool_by": "operands"},

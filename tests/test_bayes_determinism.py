@@ -3,10 +3,11 @@ compile cache: a fresh cache directory (everything compiled in the process) agai
 (compiled code loaded from disk).
 
 Both the plain model and the default structured one of ``bayesfp fit --method bayes``
-(:data:`bayesfp.defaults.STRUCTURE` with the flexible format effect: cell and seed effects
-integrated out and drawn back afterwards, noise sd in D, a free power of log2 B, nutpie's
-low-rank mass matrix) are checked, each array on its own: the posterior draws, the drawn-back
-effects ``z_cell`` and ``z_seed`` and the pointwise log-likelihood."""
+(:data:`bayesfp.defaults.STRUCTURE` with the flexible format effect: cell and seed effects and
+the Brownian discrepancy integrated out and drawn back afterwards, noise sd in D, a free power
+of log2 B, nutpie's low-rank mass matrix) are checked, each array on its own: the posterior
+draws, the drawn-back effects ``z_cell``, ``z_seed``, ``z_dN`` and ``z_dD`` and the pointwise
+log-likelihood."""
 
 import json
 import os
@@ -79,12 +80,13 @@ def test_seeded_fits_are_bit_identical_with_cold_and_warm_compile_cache(tmp_path
     # the default structured model, with every term kept
     info = cold["info"]
     assert info["dropped"] == []
-    assert info["structure"] | {"cell": True, "seed_effect": True,
-                                "sigma_d": True} == info["structure"]
+    assert info["structure"] | {"cell": True, "seed_effect": True, "sigma_d": True,
+                                "discrepancy": True} == info["structure"]
     assert (info["format_effect"], info["log2b_power"], info["marginal"]) == ("flex", True, True)
     assert info["sampler"]["adaptation"] == "low_rank"
     st = cold["structured"]
-    for name in ("posterior/z_cell", "posterior/z_seed", "posterior/fmt_E_offset",
+    for name in ("posterior/z_cell", "posterior/z_seed", "posterior/z_dN", "posterior/z_dD",
+                 "posterior/tau_dN", "posterior/fmt_E_offset",
                  "posterior/fmt_M_offset", "posterior/log2b_power", "posterior/sigma_slope",
                  "log_likelihood/log_loss"):
         assert name in st

@@ -28,14 +28,14 @@ def test_structure_options_map_to_model_keywords():
         "cell_d": True, "discrepancy": True, "pool": ["gamma=operands"]}
     assert structure_kw("cell", None, "flex") == {"cell": True} | flex
     assert structure_kw("log2b-power") == {"log2b_power": True} | flex
-    # the default: cell, seed, sigma-d, log2b-power and the flexible format effect
+    # the default: cell, seed, sigma-d, log2b-power, discrepancy and the flexible format effect
     assert structure_kw(None) == {"cell": True, "seed_effect": True, "sigma_d": True,
-                                  "log2b_power": True} | flex
+                                  "log2b_power": True, "discrepancy": True} | flex
     # the plain model
     assert structure_kw("none") == {}
     # a law without a precision term: the default drops the precision options ...
     assert structure_kw(None, law="chinchilla") == {"cell": True, "seed_effect": True,
-                                                    "sigma_d": True}
+                                                    "sigma_d": True, "discrepancy": True}
     # ... and refuses them when asked
     for args in (("log2b-power", None, None), ("cell", None, "flex")):
         with pytest.raises(BayesfpInputError, match="needs a law with a precision term"):
@@ -77,7 +77,8 @@ def test_calibrate_writes_a_table_per_cut(tmp_path, capsys):
     assert "top20_D" in out
     # every row records the model (the default likelihood; the seed effect was asked for even
     # where one seed per cell leaves it out), which a report checks against its fit
-    model = ("law=sun; structure=cell,seed,sigma-d,log2b-power; format_effect=flex; pool=none; "
-             "pooling=none; robust=no; sigma_by=none; tensor_log2b=none; prior=default")
+    model = ("law=sun; structure=cell,seed,sigma-d,discrepancy,log2b-power; format_effect=flex; "
+             "pool=none; pooling=none; robust=no; sigma_by=none; tensor_log2b=none; "
+             "prior=default")
     assert table["model"].tolist() == [model, model]
     assert f"model: {model}" in " ".join(out.split())

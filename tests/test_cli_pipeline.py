@@ -21,8 +21,10 @@ def test_pipeline_writes_fit_decision_and_report(tmp_path, capsys):
     write_runs(runs.drop(columns=["loss_true"]), path)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
+        # independent draws around the law: the plain likelihood (docs/bayes.md)
         main(["pipeline", str(path), "-o", str(out), "--draws", "500", "--tune", "600",
-              "--chains", "4", "--no-holdout", "--budget", "1e21", "--formats", "e2m1,e4m3,bf16"])
+              "--chains", "4", "--no-holdout", "--budget", "1e21", "--formats", "e2m1,e4m3,bf16",
+              "--structure", "none"])
     assert exc.value.code == 0
     text = "".join(capsys.readouterr().out.split())   # rich wraps long lines
     assert "Bayes-optimalchoice" in text and str(out / "report" / "index.html") in text
@@ -71,7 +73,8 @@ def test_pipeline_calibrate_puts_the_models_held_out_coverage_in_the_verdict(tmp
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         main(["pipeline", str(path), "-o", str(out), "--draws", "100", "--tune", "100",
-              "--chains", "2", "--no-holdout", "--calibrate", "--formats", "e2m1,e4m3"])
+              "--chains", "2", "--no-holdout", "--calibrate", "--formats", "e2m1,e4m3",
+              "--structure", "none"])
     assert exc.value.code in (0, 3)
     table = read_calibration(out / "report" / "calibration.csv")
     assert list(table["cut"]) == ["top20_N", "top20_D", "top2_N"]
