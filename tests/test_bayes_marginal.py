@@ -35,6 +35,22 @@ def _cov(sig2, ts2, tc2):
     return cov
 
 
+def _conditional(A, prior_var, noise_var, rng):
+    """Residuals r = A x + noise drawn from x ~ N(0, diag(prior_var)), and the mean and variance
+    of x given r, by dense Gaussian conditioning."""
+    prior = np.diag(prior_var)
+    cov_r = A @ prior @ A.T + np.diag(noise_var)
+    gain = prior @ A.T @ np.linalg.inv(cov_r)
+    r = rng.multivariate_normal(np.zeros(len(noise_var)), cov_r)
+    return r, gain @ r, np.diag(prior - gain @ A @ prior)
+
+
+def _assert_draws_follow(draws, mean, var):
+    se = np.sqrt(var / len(draws))
+    assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
+    np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
+
+
 @pytest.mark.parametrize("with_seed,with_cell", [(True, True), (False, True), (True, False)])
 def test_marginal_density_matches_the_multivariate_normal(with_seed, with_cell):
     import pytensor
@@ -64,20 +80,12 @@ def test_effect_draws_follow_the_gaussian_conditional():
     A = np.zeros((n, K + J))
     A[np.arange(n), CELL_OF_GROUP[SEED_IDX]] = 1.0
     A[np.arange(n), K + SEED_IDX] = 1.0
-    prior = np.diag(np.concatenate([tc2, ts2]))
-    cov_r = A @ prior @ A.T + np.diag(sig2[SEED_IDX])
-    gain = prior @ A.T @ np.linalg.inv(cov_r)
-    r = rng.multivariate_normal(np.zeros(n), cov_r)
-    mean = gain @ r
-    var = np.diag(prior - gain @ A @ prior)
+    r, mean, var = _conditional(A, np.concatenate([tc2, ts2]), sig2[SEED_IDX], rng)
     S = 40000
     cell, seed = draw_effects(np.repeat(r[None], S, 0), Groups(SEED_IDX, CELL_OF_GROUP),
                               np.repeat(sig2[None], S, 0), np.repeat(ts2[None], S, 0),
                               np.repeat(tc2[None], S, 0), np.random.default_rng(2))
-    draws = np.concatenate([cell, seed], 1)
-    se = np.sqrt(var / S)
-    assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
-    np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
+    _assert_draws_follow(np.concatenate([cell, seed], 1), mean, var)
 
 
 DESIGN = np.array([[1.0, 0.0, -0.5], [0.3, 1.0, 0.0], [-0.7, 0.2, 1.0], [0.0, -1.0, 0.4]])
@@ -121,12 +129,7 @@ def test_shared_term_draws_follow_the_gaussian_conditional():
     A[:, :q] = DESIGN[cell] * s
     A[np.arange(n), q + cell] = 1.0
     A[np.arange(n), q + K + SEED_IDX] = 1.0
-    prior = np.diag(np.concatenate([np.ones(q), tc2, ts2]))
-    cov_r = A @ prior @ A.T + np.diag(sig2[SEED_IDX])
-    gain = prior @ A.T @ np.linalg.inv(cov_r)
-    r = rng.multivariate_normal(np.zeros(n), cov_r)
-    mean = gain @ r
-    var = np.diag(prior - gain @ A @ prior)
+    r, mean, var = _conditional(A, np.concatenate([np.ones(q), tc2, ts2]), sig2[SEED_IDX], rng)
     S = 40000
     g = Groups(SEED_IDX, CELL_OF_GROUP)
     rep = lambda a: np.repeat(a[None], S, 0)  # noqa: E731
@@ -136,10 +139,7 @@ def test_shared_term_draws_follow_the_gaussian_conditional():
     shift = (z * s) @ DESIGN.T
     c, sd = draw_effects(rep(r) - shift[:, cell], g, rep(sig2), rep(ts2), rep(tc2),
                          np.random.default_rng(6))
-    draws = np.concatenate([z, c, sd], 1)
-    se = np.sqrt(var / S)
-    assert np.all(np.abs(draws.mean(0) - mean) < 5 * se)
-    np.testing.assert_allclose(draws.var(0), var, rtol=0.05)
+    _assert_draws_follow(np.concatenate([z, c, sd], 1), mean, var)
 
 
 def test_flex_basis_is_orthonormal_and_free_of_the_power_law_trend():

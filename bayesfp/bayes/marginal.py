@@ -135,12 +135,8 @@ def draw_design_effects(r, groups: Groups, sigma2, tau_s2, tau_c2, design, desig
         z; the term's cell shifts are ``(design_sd * z) @ design.T``.
     """
     S, q = r.shape[0], np.shape(design)[1]
-    n = groups.n
-    sum_r = np.zeros((S, groups.J))
-    np.add.at(sum_r.T, groups.seed_idx, r.T)
-    mean = sum_r / n
-    v = sigma2 if tau_s2 is None else sigma2 + n * tau_s2
-    w = n / v
+    mean, v = _group_stats(r, groups, sigma2, tau_s2)
+    w = groups.n / v
     W, U = _cell_sums(w, w * mean, groups)
     delta = 1.0 + (0.0 if tau_c2 is None else tau_c2 * W)
     # each cell's weighted mean U/W is z's term observed with variance 1/W + tau_c^2
@@ -152,6 +148,15 @@ def draw_design_effects(r, groups: Groups, sigma2, tau_s2, tau_c2, design, desig
     # m + L^-T e has covariance (L L^T)^-1 = prec^-1
     e = rng.standard_normal((S, q))
     return m + np.linalg.solve(np.swapaxes(L, 1, 2), e[..., None])[..., 0]
+
+
+def _group_stats(r, groups: Groups, sigma2, tau_s2):
+    """Per draw and seed group: the mean residual and the variance of that mean times the
+    group's size, sigma^2 + n tau_s^2 (shapes (S, J))."""
+    sum_r = np.zeros((r.shape[0], groups.J))
+    np.add.at(sum_r.T, groups.seed_idx, r.T)
+    mean = sum_r / groups.n
+    return mean, (sigma2 if tau_s2 is None else sigma2 + groups.n * tau_s2)
 
 
 def _cell_sums(w, wm, groups: Groups):
@@ -187,10 +192,7 @@ def draw_effects(r, groups: Groups, sigma2, tau_s2, tau_c2, rng):
     """
     S = r.shape[0]
     n = groups.n
-    sum_r = np.zeros((S, groups.J))
-    np.add.at(sum_r.T, groups.seed_idx, r.T)
-    mean = sum_r / n
-    v = sigma2 if tau_s2 is None else sigma2 + n * tau_s2
+    mean, v = _group_stats(r, groups, sigma2, tau_s2)
     cell = None
     if tau_c2 is not None:
         w = n / v

@@ -457,21 +457,21 @@ class StructuredMixin:
             p = terms.apply_pool(p, offs)
             p = terms.format_terms(p, self.x, self._format_graph())
             mu = pt.log(self.law.loss(p, x, xp=pt))
-            # the discrepancy: sampled, or integrated out with the cells and seeds
+            # the discrepancy: integrated out with the cells and seeds, or sampled
             shared, shared_sd = [], []
-            if self.discrepancy:
+            if self.discrepancy and marginal:
+                for ax, d in self.discrepancy_design():
+                    tau = self.priors[f"tau_d{ax}"].to_pymc(f"tau_d{ax}")
+                    shared.append(d)
+                    shared_sd.append(tau * pt.ones(d.shape[1]))
+            elif self.discrepancy:
                 for ax, levels, idx in (("N", self.levels_N, self.iN),
                                         ("D", self.levels_D, self.iD)):
                     if len(levels) < 2:
                         continue
                     tau = self.priors[f"tau_d{ax}"].to_pymc(f"tau_d{ax}")
-                    if marginal:
-                        shared_sd.append(tau * pt.ones(len(levels) - 1))
-                        continue
                     z = pm.Normal(f"z_d{ax}", 0.0, 1.0, dims=f"step_{ax}")
                     mu = mu + self._bm_levels(levels, z, tau)[idx]
-                if shared_sd:
-                    shared = [d for _, d in self.discrepancy_design()]
             # Cell-effect sd: per cell (cell_d) or one.
             tau_cell = None
             if self.cell_d:
