@@ -357,3 +357,32 @@ def test_a_worker_past_its_time_limit_is_stopped_and_the_figure_drawn_here(tmp_p
     assert time.monotonic() - t0 < 20
     png = (tmp_path / "slow.png").read_bytes()
     assert png.startswith(b"\x89PNG") and "\0" not in page
+
+
+def test_answer_tables_use_every_posterior_draw():
+    # the shipped fit has 8000 draws, the report's figures 1000: the critical-data-size and
+    # split tables must still give the numbers of the whole posterior, as `bayesfp fit` does
+    from pathlib import Path
+
+    from bayesfp.bayes import derived as dv
+    from bayesfp.bayes.io import load_fit
+    from bayesfp.report import sections as S
+
+    tree = load_fit(Path(__file__).resolve().parents[1] / "models" / "runs_sun.nc")
+    n = tree["posterior"].sizes["chain"] * tree["posterior"].sizes["draw"]
+    ctx = S.Context(tree=tree, name="fit", runs=q.fit_table(tree))
+    assert ctx.thinned["posterior"].sizes["draw"] * ctx.thinned["posterior"].sizes["chain"] < n
+    S.answers(ctx, lambda *a, **k: "")
+    probs = dv.split_probabilities(tree, P=q.SPLIT_BITS, group=ctx.group)
+    best = dv.best_splits(probs)
+    st = ctx.facts["splits"]
+    assert list(st["best"]) == list(best["format"])
+    np.testing.assert_allclose(st["p_best"], best["probability"], rtol=0, atol=1e-12)
+    # probabilities are counts over all n draws
+    assert np.allclose(st["p_best"] * n, np.round(st["p_best"] * n), atol=1e-6)
+    dct = ctx.facts["d_crit"]
+    for _, r in dct.iterrows():
+        e, m = (int(x) for x in r["format"][1:].split("M"))
+        draws = dv.d_crit(tree, [r["N"]], [(e, m)], log2B=7.0, group=ctx.group).values
+        assert draws.size == n
+        assert r["median"] == pytest.approx(float(np.median(draws)), rel=1e-9)

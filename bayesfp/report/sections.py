@@ -683,7 +683,9 @@ def answers(ctx: Context, sink) -> str:
         fitted = ctx.runs[ctx.runs["in_fit"].astype(bool)] if "in_fit" in ctx.runs else ctx.runs
         Ns = sorted(float(n) for n in fitted["N"].unique())
         tab_n = sorted(set(Ns[-4:]) | {d["N"][1] * ctx.n_factor})
-        dct = q.d_crit_table(th, tab_n, group=g)
+        # The tables' numbers come from every draw (closed forms, cheap), so that they are the
+        # numbers `bayesfp fit` and the decision print; the figures draw the thinned fit.
+        dct = q.d_crit_table(ctx.tree, tab_n, group=g)
         ctx.facts["d_crit"] = dct
         d_top = d["D"][1]
         wide = dct.assign(cell=[f"{tokens(m)}{factor(m, d_top)} [{tokens(a)}, {tokens(b)}]"
@@ -693,7 +695,7 @@ def answers(ctx: Context, sink) -> str:
         wide = wide[list(dict.fromkeys(dct["format"]))]
         wide.index = [tokens(n) + factor(n, d["N"][1]) for n in wide.index]
         wide.index.name = "N"
-        grid = q.d_crit_table(th, np.logspace(np.log10(d["N"][0]),
+        grid = q.d_crit_table(ctx.tree, np.logspace(np.log10(d["N"][0]),
                                               np.log10(d["N"][1] * ctx.n_factor), 26), group=g)
         out += ("<h3>Critical data size</h3>"
                 + para("Past the critical data size D_crit, more tokens raise the loss of a "
@@ -710,7 +712,7 @@ def answers(ctx: Context, sink) -> str:
                 + sink(lambda: F.d_crit_vs_n(grid, d["N"]), "d_crit_vs_n",
                        "D_crit against N per format (median, HDI 90%); shaded outside the N "
                        "of the runs."))
-        probs, st = q.split_table(th, group=g)
+        probs, st = q.split_table(ctx.tree, group=g)
         ctx.facts["splits"] = st
         st = st.assign(agree=np.where(st["best"] == st["paper"], "yes", "no"))
         st.columns = ["most probable", "P(best)", "Sun et al.", "P(Sun et al.'s)", "agree"]
