@@ -105,6 +105,120 @@ def bm_at(logx: np.ndarray, levels, walk: np.ndarray, tau: np.ndarray, rng) -> n
     return out
 
 
+# How far (log units) beyond the fitted levels a joint discrepancy path is drawn (e^16, about
+# 9e6 times the largest fitted N or D), and its grid step (log units).
+PATH_REACH = 16.0
+PATH_STEP = 0.1
+
+
+def bm_path(levels, walk: np.ndarray, tau: np.ndarray, rng, reach: float = PATH_REACH,
+            step: float = PATH_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """One joint Brownian path per draw through the values ``walk`` (S, levels) at the sorted
+    fitted levels (log units): Brownian bridges between levels and free motion with rate ``tau``
+    (S,) outward from each edge, on a grid of spacing at most ``step`` that reaches ``reach``
+    beyond the edges.
+
+    Unlike :func:`bm_at` (independent draws per input, for marginal predictions), the values at
+    any set of inputs read from one path (:func:`path_at`) are jointly Brownian, so differences
+    between inputs are right too.
+
+    Returns
+    -------
+    grid : numpy.ndarray, shape (G,)
+        Increasing log inputs, the levels among them.
+    values : numpy.ndarray, shape (S, G)
+    """
+    lv = np.asarray(levels, dtype=float)
+    S = walk.shape[0]
+    tau = np.asarray(tau, dtype=float)[:, None]
+    n = int(np.ceil(reach / step))
+    h = reach / n
+    out_x = np.arange(1, n + 1) * h  # distances outward from an edge
+    xs, vs = [], []
+    left = walk[:, :1] + tau * np.cumsum(rng.standard_normal((S, n)) * np.sqrt(h), 1)
+    xs.append(lv[0] - out_x[::-1])
+    vs.append(left[:, ::-1])
+    for j in range(len(lv)):
+        xs.append(lv[j:j + 1])
+        vs.append(walk[:, j:j + 1])
+        if j + 1 == len(lv):
+            break
+        a, b = lv[j], lv[j + 1]
+        m = int(np.ceil((b - a) / step))
+        if m < 2:
+            continue
+        free = tau * np.cumsum(rng.standard_normal((S, m)) * np.sqrt((b - a) / m), 1)
+        frac = np.arange(1, m) / m
+        gap = walk[:, j + 1:j + 2] - walk[:, j:j + 1]
+        xs.append(a + (b - a) * frac)
+        vs.append(walk[:, j:j + 1] + free[:, :-1] - frac[None, :] * (free[:, -1:] - gap))
+    right = walk[:, -1:] + tau * np.cumsum(rng.standard_normal((S, n)) * np.sqrt(h), 1)
+    xs.append(lv[-1] + out_x)
+    vs.append(right)
+    return np.concatenate(xs), np.concatenate(vs, axis=1)
+
+
+def path_at(grid: np.ndarray, values: np.ndarray, logx) -> np.ndarray:
+    """Paths (S, G) of :func:`bm_path` at log inputs ``logx``: shape (S,) or (1, k) for inputs
+    shared by all draws, (S,) or (S, k) for one input (row) per draw. Linear between grid
+    points (short of the Brownian variance by at most tau^2 * step / 4); beyond the grid, its
+    end values. Returns the paths' values, shape ``(S,)`` or ``(S, k)``."""
+    x = np.asarray(logx, dtype=float)
+    S = values.shape[0]
+    flat = x.ndim <= 1
+    x2 = np.broadcast_to(x.reshape(-1, 1) if flat else x, (S, 1 if flat else x.shape[-1]))
+    x2 = np.clip(x2, grid[0], grid[-1])
+    i = np.clip(np.searchsorted(grid, x2), 1, len(grid) - 1)
+    w = (x2 - grid[i - 1]) / (grid[i] - grid[i - 1])
+    rows = np.arange(S)[:, None]
+    out = values[rows, i - 1] * (1.0 - w) + values[rows, i] * w
+    return out[:, 0] if flat else out
+
+
+class Discrepancy:
+    """Joint draws of a structured fit's Brownian discrepancy over log N and log D
+    (:func:`bm_path` per axis), read at any (N, D): ``disc(N, D)`` is the log-loss offset per
+    draw, shape (S,) or (S, k) as :func:`path_at` gives it."""
+
+    def __init__(self, paths: Mapping):
+        self.paths = dict(paths)  # axis ("N", "D") -> (grid, values (S, G))
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.paths.values()))[1].shape[0]
+
+    def __call__(self, N, D) -> np.ndarray:
+        out = 0.0
+        for ax, x in (("N", N), ("D", D)):
+            if ax in self.paths:
+                grid, values = self.paths[ax]
+                out = out + path_at(grid, values, np.log(np.asarray(x, dtype=float)))
+        return np.asarray(out, dtype=float)
+
+    def take(self, idx) -> "Discrepancy":
+        """The draws at ``idx`` (an index array or a slice)."""
+        return Discrepancy({ax: (g, v[idx]) for ax, (g, v) in self.paths.items()})
+
+
+def discrepancy_paths(post, info: Mapping, seed: int = 0) -> Discrepancy | None:
+    """The Brownian discrepancy of a structured fit as joint paths per draw (:class:`Discrepancy`),
+    through the fitted walks at the levels; None when the fit has no discrepancy (or fewer than
+    two levels on both axes). ``seed`` seeds the bridges and the motion beyond the levels."""
+    st = info.get("structure") or {}
+    if not st.get("discrepancy"):
+        return None
+    rng = np.random.default_rng(seed)
+    paths = {}
+    for ax in ("N", "D"):
+        levels = info["levels"][ax]
+        if len(levels) < 2 or f"tau_d{ax}" not in post:
+            continue
+        tau = draws_of(post, f"tau_d{ax}")
+        walk = bm_walk(levels, draws_of(post, f"z_d{ax}"), tau)
+        paths[ax] = bm_path(levels, walk, tau, rng)
+    return Discrepancy(paths) if paths else None
+
+
 def keyed_effect(fitted: np.ndarray, scale_new: np.ndarray, keys, levels, rng) -> np.ndarray:
     """Per-run effects: ``fitted[:, j]`` (S, levels) where the key is level j, else
     ``scale_new[:, i]`` (S, run) times one standard normal draw per unseen key. Shape (S, run)."""

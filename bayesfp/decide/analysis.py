@@ -158,12 +158,14 @@ def per_draw_allocation(draws: PosteriorDraws, problem: DecisionProblem, fmt: Fo
     compute-optimal allocation).
 
     The loss of every law here is convex in log N along ``N D = const``, so a golden-section
-    search per draw finds the optimum.
+    search per draw finds the optimum. A draw's discrepancy path (rough, not convex) is left
+    out here: this is the posterior of the law's own optimum.
 
     Returns
     -------
     dict of numpy.ndarray, shape (S,)
-        ``N``, ``D`` and ``loss`` (nats/token).
+        ``N``, ``D`` and ``loss`` (nats/token; each draw's loss there, its discrepancy
+        included).
     """
     if problem.mode != "budget":
         raise BayesfpInputError("budget: the allocation is re-optimised only when N and D are free")
@@ -171,11 +173,11 @@ def per_draw_allocation(draws: PosteriorDraws, problem: DecisionProblem, fmt: Fo
 
     def f(u):
         N, D = _nd(problem, fmt, np.exp(u))
-        return draws.loss(fmt, N, D)
+        return draws.loss(fmt, N, D, discrepancy=False)
 
-    u, loss = golden_min(f, np.full(draws.size, lo), np.full(draws.size, hi))
+    u, _ = golden_min(f, np.full(draws.size, lo), np.full(draws.size, hi))
     N, D = _nd(problem, fmt, np.exp(u))
-    return {"N": N, "D": D, "loss": loss}
+    return {"N": N, "D": D, "loss": draws.loss(fmt, N, D)}
 
 
 def bayes_allocation(draws: PosteriorDraws, problem: DecisionProblem, fmt: Format) -> tuple:

@@ -1,9 +1,11 @@
 """Posterior draws of a law as flat arrays, and the loss they predict for a format.
 
-A decision needs, per posterior draw s, the law's mean loss for each candidate and the noise sd
-of a new run's measured log-loss. :class:`PosteriorDraws` holds exactly that: the law, its
-coefficients as arrays of shape ``(S,)`` and the noise sd ``sigma`` (log-loss). It is built from
-a saved fit by :func:`draws_from_fit` or directly from arrays (simulations, tests).
+A decision needs, per posterior draw s, the mean loss of each candidate and the noise sd of a
+new run's measured log-loss. :class:`PosteriorDraws` holds exactly that: the law, its
+coefficients as arrays of shape ``(S,)``, the noise sd ``sigma`` (log-loss) and, for a
+structured fit with a discrepancy, one joint path of it per draw, so that the mean loss at any
+(N, D) is the law's times the exponential of the path there. It is built from a saved fit by
+:func:`draws_from_fit` or directly from arrays (simulations, tests).
 """
 
 from collections.abc import Mapping
@@ -46,6 +48,10 @@ class PosteriorDraws:
         ``format_shift(E, M, log2B) -> array (S,)``: what a format adds to ``log_gamma`` per
         draw beyond the law's own (E, M, B) terms (a structured fit's flexible format effect
         and block-size power).
+    discrepancy : callable, optional
+        ``discrepancy(N, D) -> array`` of log-loss offsets per draw (a structured fit's
+        Brownian discrepancy over log N and log D, :class:`bayesfp.bayes.terms.Discrepancy`);
+        ``loss`` multiplies the law's loss by its exponential. Needs ``take(idx)``.
     """
 
     law: Law
@@ -55,6 +61,7 @@ class PosteriorDraws:
     inputs_kw: Mapping = field(default_factory=dict)
     runs: pd.DataFrame | None = None
     format_shift: object = None
+    discrepancy: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "law", get_law(self.law))
@@ -88,8 +95,9 @@ class PosteriorDraws:
         if self.format_shift is not None:
             def shift(E, M, log2B, _f=self.format_shift):
                 return _f(E, M, log2B)[idx]
+        disc = None if self.discrepancy is None else self.discrepancy.take(idx)
         return PosteriorDraws(self.law, params, self.sigma[idx], self.robust, self.inputs_kw,
-                              self.runs, shift)
+                              self.runs, shift, disc)
 
     def format_inputs(self, fmt: Format) -> dict:
         """The law's inputs other than N and D for a run in ``fmt`` (floats)."""
@@ -100,7 +108,7 @@ class PosteriorDraws:
                                  if k not in ("N", "D")}
         return self._inputs[fmt]
 
-    def loss(self, fmt: Format, N, D):
+    def loss(self, fmt: Format, N, D, discrepancy: bool = True):
         """Mean loss (nats/token) of each draw for runs in ``fmt``.
 
         Parameters
@@ -108,6 +116,8 @@ class PosteriorDraws:
         N, D : float or array
             Scalars, shape ``(S,)``, or shape ``(S, k)`` / ``(1, k)`` (k runs per draw; the
             coefficients are then broadcast as ``(S, 1)``).
+        discrepancy : bool
+            Include the draws' discrepancy (when they have one); False gives the law alone.
 
         Returns
         -------
@@ -128,7 +138,11 @@ class PosteriorDraws:
         with np.errstate(over="ignore", invalid="ignore"):
             out = self.law.loss(params, x)
         full = np.broadcast_shapes(np.shape(out), (self.size,) + (1,) * extra)
-        return np.array(np.broadcast_to(out, full), dtype=float)
+        out = np.array(np.broadcast_to(out, full), dtype=float)
+        if discrepancy and self.discrepancy is not None:
+            N, D = np.broadcast_arrays(N, D)
+            out = out * np.exp(self.discrepancy(N, D).reshape(full))
+        return out
 
 
 def _flatten(da) -> np.ndarray:
@@ -207,7 +221,11 @@ def draws_from_fit(tree, group: str | None = None, sigma_group: str | None = Non
             if key not in cache:  # one draw of an unseen level's offset per format
                 cache[key] = log_gamma_shift(post, info, [E], [M], log2B)[::thin, 0]
             return cache[key]
+    from bayesfp.bayes.terms import discrepancy_paths
+
+    disc = discrepancy_paths(tree["posterior"].to_dataset(), info)
     return PosteriorDraws(info["law"], params, sigma[::thin],
                           robust=bool(info.get("robust", False)),
                           inputs_kw=info.get("inputs_kw") or {},
-                          runs=fit_table(tree, fitted_only=True), format_shift=shift)
+                          runs=fit_table(tree, fitted_only=True), format_shift=shift,
+                          discrepancy=None if disc is None else disc.take(slice(None, None, thin)))
