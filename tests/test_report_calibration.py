@@ -115,6 +115,19 @@ def test_pipeline_calibrates_the_model_it_fits():
     assert (s["structure"], s["pool"]) == ("none", "gamma=operands")
 
 
+@pytest.mark.parametrize("name", ["runs_sun.nc", "demo_sun.nc"])
+def test_a_fits_record_rebuilds_its_model(name):
+    # the held-out check refits with model_kw_of(record): the rebuilt model has the fit's
+    # settings (structured default fit and plain pooled demo fit)
+    from bayesfp.bayes.calibrate import make_model, model_kw_of
+
+    tree = load_fit(SHIPPED.parent / name, predictive=False)
+    info = fit_info(tree)
+    model = make_model(fit_table(tree, fitted_only=True).drop(columns=["in_fit"]), info["law"],
+                       model_kw_of(info))
+    assert model_settings(model.config()) == model_settings(info)
+
+
 def test_a_table_of_another_model_or_run_set_is_refused(shipped):
     info = fit_info(shipped)
     ours = model_settings(info)

@@ -77,6 +77,29 @@ def model_settings(info: Mapping) -> dict:
             "prior": str(info.get("prior_source") or "default")}
 
 
+def model_kw_of(info: Mapping) -> dict:
+    """Keywords of :func:`make_model` that rebuild a fit's model from its record
+    (:func:`bayesfp.bayes.io.fit_info`), for refits of the same model on other runs.
+
+    The prior is the fit's prior source (``default`` or ``published``; priors taken from a
+    previous fit become ``default``)."""
+    prior = info.get("prior_source") if info.get("prior_source") in ("default", "published") \
+        else "default"
+    kw = {"pool_by": info.get("pool_by"), "pooling": info.get("pooling") or "partial",
+          "robust": info.get("robust", False), "sigma_by": info.get("sigma_by"),
+          "inputs_kw": info.get("inputs_kw") or {}, "prior": prior}
+    if info.get("centred") is not None:
+        kw["centred"] = bool(info["centred"])
+    if info.get("structure"):  # a structured fit: the same structure
+        st = dict(info["structure"])
+        kw.update({k: bool(v) for k, v in st.items() if k != "centred"},
+                  centred=bool(st.get("centred", False)), pool=info.get("pool") or {},
+                  format_effect=info.get("format_effect", "parametric"),
+                  log2b_power=bool(info.get("log2b_power", False)))
+        kw.pop("pool_by")
+    return kw
+
+
 def settings_text(settings: Mapping) -> str:
     """Model settings as one line: ``law=sun; structure=cell,seed; ...``."""
     return "; ".join(f"{k}={v}" for k, v in settings.items())

@@ -518,24 +518,12 @@ def run_holdout(tree: xr.DataTree, seed: int = 0) -> dict:
     from a previous fit uses ``default``). Returns the dict of
     :func:`bayesfp.bayes.compare.holdout_check` without the refitted tree.
     """
+    from bayesfp.bayes.calibrate import model_kw_of
     from bayesfp.bayes.compare import holdout_check
 
     info = fit_info(tree)
     table = fit_table(tree).drop(columns=["in_fit"])
-    prior = info.get("prior_source") if info.get("prior_source") in ("default", "published") \
-        else "default"
-    model_kw = {"pool_by": info.get("pool_by"), "pooling": info.get("pooling") or "partial",
-                "robust": info.get("robust", False), "sigma_by": info.get("sigma_by"),
-                "inputs_kw": info.get("inputs_kw") or {}, "prior": prior}
-    if info.get("centred") is not None:
-        model_kw["centred"] = bool(info["centred"])
-    if info.get("structure"):  # a structured fit: refit the same structure
-        st = dict(info["structure"])
-        model_kw.update({k: bool(v) for k, v in st.items() if k != "centred"},
-                        centred=bool(st.get("centred", False)), pool=info.get("pool") or {},
-                        format_effect=info.get("format_effect", "parametric"),
-                        log2b_power=bool(info.get("log2b_power", False)))
-        model_kw.pop("pool_by")
+    model_kw = model_kw_of(info)
     sampler = {k: v for k, v in (info.get("sampler") or {}).items()
                if k in ("draws", "tune", "chains", "cores", "target_accept", "sampler", "seed")}
     res = holdout_check(table, law=info["law"], seed=seed, model_kw=model_kw, sampler=sampler)
