@@ -6,7 +6,10 @@ Writes ``dataset-loss-vs-D.png`` and ``dataset-penalty.png`` into ``--figures`` 
 Markdown: runs by status, what diverged or failed, the sweep calls with their wall time, runs
 per GPU-hour, tokens per GPU-second and model-FLOPs utilisation (from the runner's log lines and
 the records each call wrote), the same per model size, and the coverage table of ``bayesfp runs
---coverage``.
+--coverage``. With ``--grids`` (grid files, comma-separated, one per block) it also prints each
+block's runs, tokens and GPU time, and what is still to run: the grid's runs not in the table,
+timed at the per-GPU rates of the size table (sizes without runs interpolated in log N, log
+rate between their measured neighbours).
 
 Model FLOPs are ``6 x params_total x D`` per run (the tied LM head included, attention's dot
 products not), against ``PEAK_FLOPS`` per GPU (dense BF16 of an H100 or H200 SXM).
@@ -70,11 +73,46 @@ def size_throughput(df, per_gpu) -> list[dict]:
     return sorted(rows, key=lambda r: (r["N"], r["kind"]))
 
 
+def rate_at(rates: dict, N: float) -> float:
+    """Tokens per GPU-second at model size ``N`` from ``rates`` ({N: rate} of measured sizes):
+    the measured rate, else linear in (log N, log rate) between the nearest measured sizes on
+    either side, else that of the nearest measured size."""
+    import numpy as np
+
+    xs = np.log(sorted(rates))
+    ys = np.log([rates[n] for n in sorted(rates)])
+    return float(np.exp(np.interp(np.log(N), xs, ys)))
+
+
+def plan_rows(blocks: dict, done: set, rates: dict) -> list[dict]:
+    """Per block (name -> runs with ``run_id``, ``N``, ``D`` and ``quantized``, in grid order;
+    a run already in an earlier block counts there only): runs, tokens and GPU-seconds in all
+    and still to run (runs whose id is not in ``done``), at ``rates`` ({"bf16" | "quantized":
+    {N: tokens per GPU-second}}, :func:`rate_at`). The last row sums the blocks."""
+    seen, rows = set(), []
+    for name, runs in blocks.items():
+        runs = [r for r in runs if r.run_id not in seen]
+        seen |= {r.run_id for r in runs}
+        left = [r for r in runs if r.run_id not in done]
+
+        def secs(rr):
+            return sum(r.D / rate_at(rates["quantized" if r.quantized else "bf16"], r.N)
+                       for r in rr)
+
+        rows.append(dict(block=name, runs=len(runs), tokens=sum(r.D for r in runs),
+                         gpu_s=secs(runs), left=len(left), tokens_left=sum(r.D for r in left),
+                         gpu_s_left=secs(left)))
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "block"} if rows else {}
+    return rows + ([dict(block="all", **total)] if rows else [])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path)
     ap.add_argument("--log", type=Path, help="The runner's output of every call, concatenated.")
     ap.add_argument("--figures", type=Path, help="Folder for the PNG figures.")
+    ap.add_argument("--grids", help="Grid files of the run set, comma-separated (with --log): "
+                    "what each still needs.")
     args = ap.parse_args()
 
     import numpy as np
@@ -123,9 +161,12 @@ def main():
             print("\n| size | kind | runs | tokens/s of a run (median) | x runs per GPU "
                   "| MFU |")
             print("|---|---|---|---|---|---|")
-            for r in size_throughput(df, per_gpu):
+            sizes = size_throughput(df, per_gpu)
+            for r in sizes:
                 print(f"| {r['size']} | {r['kind']} | {r['runs']} | {r['run_tps'] / 1e6:.3f}M "
                       f"| {r['gpu_tps'] / 1e6:.2f}M | {r['mfu']:.1%} |")
+            if args.grids:
+                print_plan(args.grids.split(","), set(df["run_id"].astype(str)), sizes)
     print("\n| requirement | required | found | met | missing |")
     print("|---|---|---|---|---|")
     for c in coverage(df):
@@ -137,6 +178,23 @@ def main():
                           ("dataset-penalty.png", penalty_vs_bits(df))):
             fig.savefig(args.figures / name, dpi=90)
             print(f"wrote {args.figures / name}")
+
+
+def print_plan(grids, done, sizes):
+    """The plan table of :func:`plan_rows` for grid files, with calls of 8 minutes of sweeping."""
+    from training.sweep.grid import expand, load_grid
+
+    rates = {"bf16": {}, "quantized": {}}
+    for r in sizes:
+        rates[r["kind"]][r["N"]] = r["gpu_tps"]
+    blocks = {Path(g).stem: expand(load_grid(g)).runs for g in grids}
+    print("\n| block | runs | tokens | GPU time | still to run | tokens still | GPU time still "
+          "| calls of 8 minutes of sweeping still |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in plan_rows(blocks, done, rates):
+        print(f"| {r['block']} | {r['runs']} | {r['tokens'] / 1e9:.1f}B "
+              f"| {r['gpu_s'] / 3600:.1f} h | {r['left']} | {r['tokens_left'] / 1e9:.1f}B "
+              f"| {r['gpu_s_left'] / 3600:.1f} h | {r['gpu_s_left'] / 480:.0f} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "dataset_docs.py"
 spec = importlib.util.spec_from_file_location("dataset_docs", SCRIPT)
 dataset_docs = importlib.util.module_from_spec(spec)
@@ -98,3 +100,22 @@ def test_call_and_size_throughput():
     assert [(r["kind"], r["runs"], r["gpu_tps"]) for r in rows] == [
         ("bf16", 1, 4e5), ("quantized", 1, 1.2e6)]
     assert abs(rows[1]["mfu"] - 1.2e6 * 6 * 2e6 / 989e12) < 1e-15
+
+
+def test_plan_times_runs_at_measured_and_interpolated_rates():
+    from types import SimpleNamespace as Run
+
+    rates = {"bf16": {1e6: 4e6, 4e6: 1e6}, "quantized": {1e6: 2e6, 4e6: 1e6}}
+    # halfway in log N between two sizes: the geometric mean of their rates
+    assert dataset_docs.rate_at(rates["bf16"], 2e6) == pytest.approx(2e6, rel=1e-12)
+    assert dataset_docs.rate_at(rates["bf16"], 1e7) == pytest.approx(1e6)  # beyond: nearest
+    a = Run(run_id="a", N=1e6, D=8e6, quantized=False)   # 2 s
+    b = Run(run_id="b", N=1e6, D=8e6, quantized=True)    # 4 s
+    c = Run(run_id="c", N=4e6, D=3e6, quantized=True)    # 3 s
+    rows = dataset_docs.plan_rows({"one": [a, b], "two": [b, c]}, {"a"}, rates)
+    assert [r["block"] for r in rows] == ["one", "two", "all"]
+    assert (rows[0]["runs"], rows[0]["left"]) == (2, 1)
+    assert rows[0]["gpu_s"] == pytest.approx(6.0) and rows[0]["gpu_s_left"] == pytest.approx(4.0)
+    assert (rows[1]["runs"], rows[1]["tokens"], rows[1]["gpu_s"]) == (1, 3e6, pytest.approx(3.0))
+    assert (rows[2]["runs"], rows[2]["left"]) == (3, 2)
+    assert rows[2]["gpu_s_left"] == pytest.approx(7.0)
