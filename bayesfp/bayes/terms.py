@@ -183,10 +183,6 @@ class Discrepancy:
     def __init__(self, paths: Mapping):
         self.paths = dict(paths)  # axis ("N", "D") -> (grid, values (S, G))
 
-    @property
-    def size(self) -> int:
-        return next(iter(self.paths.values()))[1].shape[0]
-
     def __call__(self, N, D) -> np.ndarray:
         out = 0.0
         for ax, x in (("N", N), ("D", D)):
