@@ -114,6 +114,8 @@ def main():
     ap.add_argument("--grids", help="Grid files of the run set, comma-separated (with --log): "
                     "what each still needs.")
     args = ap.parse_args()
+    if args.grids and not args.log:
+        ap.error("--grids needs --log (the rates come from the calls the log records)")
 
     import numpy as np
     import pandas as pd
